@@ -1,0 +1,1 @@
+"""The ``pinn-torch`` command: one module per subcommand, each with ``add_parser`` and ``run``."""

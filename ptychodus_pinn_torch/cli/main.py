@@ -1,0 +1,96 @@
+"""Entry point of the ``pinn-torch`` command.
+
+Each subcommand lives in its own module of this package and exposes::
+
+    NAME: str                       # the subcommand's name
+    HELP: str                       # one line for ``pinn-torch --help``
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...   # exit status
+
+Subcommand modules are imported lazily, only when chosen, so ``pinn-torch conformance`` or
+``pinn-torch translate`` never pay for importing torch. Errors that a user can fix (bad files,
+impossible settings) are raised as :class:`UserError` (or ``ValueError``/``FileNotFoundError``)
+and printed as one line with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ptychodus_pinn_torch import __version__
+
+#: subcommand name -> (module, one-line help). Order is the order shown in ``--help``.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("ptychodus_pinn_torch.cli.simulate", "write a simulated ptychography scan as NPZ"),
+    "train": ("ptychodus_pinn_torch.cli.train", "train a PtychoPINN model on NPZ data"),
+    "reconstruct": (
+        "ptychodus_pinn_torch.cli.reconstruct",
+        "reconstruct an object from NPZ data with a trained model",
+    ),
+    "translate": (
+        "ptychodus_pinn_torch.cli.translate",
+        "translate TensorFlow-style PtychoPINN configs to the PyTorch dataclasses and back",
+    ),
+    "conformance": (
+        "ptychodus_pinn_torch.cli.conformance",
+        "run the spec conformance suite and print rule -> pass/fail",
+    ),
+}
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pinn-torch",
+        description="PyTorch PtychoPINN: simulate, train, reconstruct, translate configs, "
+        "and check conformance.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ...)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # First pass: find the subcommand, then let its module add its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    if known.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(known._module)
+    subparsers = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    module.add_arguments(subparsers.choices[known.command])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("pinn-torch: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"pinn-torch {known.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
