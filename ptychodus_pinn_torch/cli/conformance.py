@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="entry point name of the plugin whose reconstructor library the HOST rules test",
     )
     parser.add_argument(
+        "--suite",
+        type=Path,
+        default=None,
+        help="folder of conformance tests (default: the suite shipped in this package)",
+    )
+    parser.add_argument(
         "-k", dest="keyword", default=None, help="only tests matching this pytest -k expression"
     )
     parser.add_argument(
@@ -30,8 +36,13 @@ def run(args: argparse.Namespace) -> int:
     pytest_args = list(args.pytest_arg)
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    from ptychodus_pinn_torch.conformance.runner import SUITE_DIR
+
     results, problems, exit_code = run_suite(
-        specs_dir=args.specs, backend=args.backend, pytest_args=pytest_args
+        specs_dir=args.specs,
+        backend=args.backend,
+        pytest_args=pytest_args,
+        suite_dir=args.suite or SUITE_DIR,
     )
     print()
     print(format_table(results))

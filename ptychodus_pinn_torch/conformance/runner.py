@@ -66,14 +66,15 @@ def run(
     specs_dir: Path | None = None,
     backend: str | None = None,
     pytest_args: Sequence[str] = (),
+    suite_dir: Path = SUITE_DIR,
 ) -> tuple[list[RuleResult], list[str], int]:
-    """Run the suite.
+    """Run the suite in ``suite_dir`` (default: this package) against the rules in ``specs_dir``.
 
     Returns (one result per rule, messages about tests naming unknown rules, pytest's exit code).
     """
     rules = load_rules(specs_dir)
     collector = _Collector()
-    args = [str(SUITE_DIR), "-q", "-p", "no:cacheprovider", "--no-header", *pytest_args]
+    args = [str(suite_dir), "-q", "-p", "no:cacheprovider", "--no-header", *pytest_args]
     if backend:
         args += ["--backend", backend]
     exit_code = int(pytest.main(args, plugins=[collector]))
