@@ -1,0 +1,356 @@
+"""The Qt side of PtychoPINN-PyTorch inside ptychodus: the settings panel and controller fix-ups.
+
+This is the only module of the package that imports PyQt5 or ptychodus' ``controller`` code.
+The host's GUI hook imports it lazily, so batch mode (``ptychodus -b``) never loads Qt.
+
+Public API
+----------
+:func:`create_view_controller_factory`
+    ``(library, file_dialog_factory) -> ReconstructorViewControllerFactory`` whose ``name`` is the
+    library's name (``PtychoPINN-PyTorch``). ptychodus calls its ``create_view_controller`` once per
+    reconstructor (``pinn``, ``supervised``; ptychodus passes the name casefolded) and puts the
+    returned widget into the Processing view's stacked widget.
+:func:`attach_controller_fixups`
+    ``(controller, processing_api) -> None``: GUI-side repairs of ptychodus 1.7's
+    ``ProcessingController`` (Infer disabled after a training run; the algorithm combo box showing
+    an algorithm other than the selected one). Idempotent and fail-open.
+
+The panel is built with ptychodus' own ``ParameterViewBuilder`` from the parameter table
+:data:`ptychodus_pinn_torch.host.settings.PARAMETERS`: enumerated values (``AmpActivation``,
+``BatchSize``, ``Device``) become combo boxes offering exactly their ``choices``, booleans check
+boxes, bounded integers spin boxes, unbounded integers integer line edits, reals in [0, 1]
+sliders (as ptychodus' TensorFlow PtychoPINN panel does for the loss weights) and other reals
+decimal line edits. Every widget is bound to the live ptychodus parameter, so editing a widget
+changes the setting (and what "Save Settings" writes) and a changed setting updates the widget.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ptychodus.api.observer import Observable, Observer
+from ptychodus.api.parameters import (
+    BooleanParameter,
+    IntegerParameter,
+    Parameter,
+    RealParameter,
+    StringParameter,
+)
+from ptychodus.controller.parameters import (
+    DecimalLineEditParameterViewController,
+    ParameterViewBuilder,
+)
+from ptychodus.controller.processing import ReconstructorViewControllerFactory
+from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .settings import GROUP_NAMES, ParameterSpec, SettingsGroup
+
+__all__ = [
+    "PANEL_OBJECT_NAME_PREFIX",
+    "PINN_ONLY_PARAMETERS",
+    "SECTION_TITLES",
+    "PINNTorchViewControllerFactory",
+    "attach_controller_fixups",
+    "build_settings_panel",
+    "create_view_controller_factory",
+    "visible_specs",
+]
+
+logger = logging.getLogger(__name__)
+
+PANEL_OBJECT_NAME_PREFIX = "PINNTorchPanel-"
+"""Qt objectName of a panel is this prefix plus the casefolded reconstructor name."""
+
+SECTION_TITLES: dict[str, str] = {
+    "model": "Model",
+    "training": "Training",
+    "inference": "Inference",
+    "execution": "Execution",
+}
+"""Group-box title of each settings section in the panel."""
+
+PINN_ONLY_PARAMETERS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("model", "GridSize"),
+        ("model", "AmpActivation"),
+        ("model", "ObjectBig"),
+        ("model", "ProbeBig"),
+        ("model", "ProbeMask"),
+        ("model", "PadObject"),
+        ("model", "ProbeScale"),
+        ("model", "GaussianSmoothingSigma"),
+        ("training", "MAEWeight"),
+        ("training", "NLLWeight"),
+        ("training", "RealspaceMAEWeight"),
+        ("training", "RealspaceWeight"),
+        ("training", "PositionsProvided"),
+        ("training", "ProbeTrainable"),
+        ("training", "IntensityScaleTrainable"),
+    }
+)
+"""``(section, Name)`` of the physics-model knobs shown only on the ``PINN`` panel.
+
+ptychodus' TensorFlow PtychoPINN panel (``ptychodus/controller/ptychopinn.py``, 1.7.0) shows
+these only for its ``PINN`` reconstructor; the supervised model has no diffraction forward
+model, so they would do nothing there. Every other parameter appears on both panels.
+"""
+
+_DESCRIPTIONS: dict[str, str] = {
+    "pinn": "Physics-informed network, trained without labels through the far-field "
+    "diffraction model and a Poisson likelihood.",
+    "supervised": "Supervised network, trained on diffraction patterns paired with the "
+    "product's object.",
+}
+
+
+def visible_specs(
+    group: SettingsGroup, reconstructor_name: str
+) -> list[tuple[ParameterSpec, Parameter[Any]]]:
+    """The ``(spec, parameter)`` pairs of ``group`` shown on the panel of ``reconstructor_name``.
+
+    ``reconstructor_name`` is compared casefolded (ptychodus passes ``"pinn"``/``"supervised"``).
+    """
+    is_pinn = reconstructor_name.casefold() == "pinn"
+    return [
+        (spec, parameter)
+        for spec, parameter in group
+        if is_pinn or (spec.section, spec.name) not in PINN_ONLY_PARAMETERS
+    ]
+
+
+def _check_parameter(spec: ParameterSpec, parameter: Parameter[Any], expected: type) -> None:
+    if not isinstance(parameter, expected):
+        raise ValueError(
+            f"[{spec.group}] {spec.name}: settings kind {spec.kind!r} needs a "
+            f"{expected.__name__}, got {type(parameter).__name__}; fix the settings table "
+            "(host/settings.py PARAMETERS) or the group that created the parameter"
+        )
+
+
+def _add_parameter(
+    builder: ParameterViewBuilder,
+    spec: ParameterSpec,
+    parameter: Parameter[Any],
+    title: str,
+) -> None:
+    """Add the widget that fits ``spec.kind`` (and its range) for ``parameter`` to ``builder``."""
+    label = f"{spec.label}:"
+    tip = spec.help
+    if spec.kind == "choice":
+        _check_parameter(spec, parameter, StringParameter)
+        if not spec.choices:
+            raise ValueError(
+                f"[{spec.group}] {spec.name}: an enumerated parameter needs a non-empty "
+                "`choices` tuple in host/settings.py PARAMETERS"
+            )
+        builder.add_combo_box(parameter, spec.choices, label, tool_tip=tip, group=title)
+    elif spec.kind == "bool":
+        _check_parameter(spec, parameter, BooleanParameter)
+        builder.add_check_box(parameter, label, tool_tip=tip, group=title)
+    elif spec.kind == "int":
+        _check_parameter(spec, parameter, IntegerParameter)
+        if spec.minimum is not None and spec.maximum is not None:
+            builder.add_spin_box(parameter, label, tool_tip=tip, group=title)
+        else:
+            builder.add_integer_line_edit(parameter, label, tool_tip=tip, group=title)
+    elif spec.kind == "real":
+        _check_parameter(spec, parameter, RealParameter)
+        lo, hi = spec.minimum, spec.maximum
+        if lo is not None and hi is not None and 0.0 <= lo and hi <= 1.0:
+            builder.add_decimal_slider(parameter, label, tool_tip=tip, group=title)
+        else:
+            signed = lo is None or lo < 0.0
+            controller = DecimalLineEditParameterViewController(
+                parameter, is_signed=signed, tool_tip=tip
+            )
+            builder.add_view_controller(controller, label, group=title)
+    else:
+        raise ValueError(
+            f"[{spec.group}] {spec.name}: unknown parameter kind {spec.kind!r}; "
+            "use one of 'int', 'real', 'bool', 'choice'"
+        )
+
+
+def build_settings_panel(
+    groups: Sequence[SettingsGroup],
+    reconstructor_name: str,
+    *,
+    library_name: str = "PtychoPINN-PyTorch",
+    file_dialog_factory: Any | None = None,
+) -> QWidget:
+    """Build the settings panel of one reconstructor from the library's settings groups.
+
+    :param groups: the library's :class:`SettingsGroup` objects (model, training, inference,
+        execution; any subset, in panel order).
+    :param reconstructor_name: ``"pinn"`` or ``"supervised"`` (any case); other names get all
+        parameters.
+    :param library_name: shown in the panel's header line.
+    :param file_dialog_factory: ptychodus' ``FileDialogFactory`` (unused by today's parameter
+        kinds; passed on to ``ParameterViewBuilder`` for path parameters).
+    :return: a QWidget whose objectName is ``PINNTorchPanel-<reconstructor, casefolded>``; one
+        group box per section, titled by :data:`SECTION_TITLES`.
+    """
+    builder = ParameterViewBuilder(file_dialog_factory)
+    name = reconstructor_name.casefold()
+    for group in groups:
+        title = SECTION_TITLES.get(group.section, group.group_name)
+        for spec, parameter in visible_specs(group, name):
+            _add_parameter(builder, spec, parameter, title)
+
+    settings_widget = builder.build_widget()
+    header = QLabel(
+        f"<b>{library_name} / {reconstructor_name}</b><br>"
+        + _DESCRIPTIONS.get(name, "PyTorch PtychoPINN reconstructor.")
+    )
+    header.setWordWrap(True)
+
+    panel = QWidget()
+    panel.setObjectName(PANEL_OBJECT_NAME_PREFIX + name)
+    layout = QVBoxLayout()
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(header)
+    layout.addWidget(settings_widget)
+    panel.setLayout(layout)
+    return panel
+
+
+def _library_settings_groups(library: Any) -> list[SettingsGroup]:
+    """The SettingsGroup objects of ``library``, in the order model, training, inference, exec.
+
+    Looks for ``library.settings.groups()`` (a ``PINNTorchSettings``) first, then for the
+    attributes ``model_settings``, ``training_settings``, ``inference_settings``,
+    ``execution_settings``.
+    """
+    settings = getattr(library, "settings", None)
+    groups_fn = getattr(settings, "groups", None)
+    if callable(groups_fn):
+        groups = list(groups_fn())
+    else:
+        groups = [
+            g
+            for g in (getattr(library, f"{section}_settings", None) for section in GROUP_NAMES)
+            if g is not None
+        ]
+    groups = [g for g in groups if isinstance(g, SettingsGroup)]
+    if not groups:
+        raise ValueError(
+            f"library {getattr(library, 'name', library)!r} exposes no PINNTorch settings "
+            "groups; give it a `settings` attribute (host.settings.PINNTorchSettings) or "
+            "`model_settings`/`training_settings`/... attributes"
+        )
+    return groups
+
+
+class PINNTorchViewControllerFactory(ReconstructorViewControllerFactory):
+    """ptychodus' panel factory for the PtychoPINN-PyTorch library (one panel per reconstructor)."""
+
+    def __init__(self, library: Any, file_dialog_factory: Any) -> None:
+        super().__init__()
+        self._library = library
+        self._file_dialog_factory = file_dialog_factory
+        self._groups = _library_settings_groups(library)
+
+    @property
+    def name(self) -> str:
+        return str(self._library.name)
+
+    def create_view_controller(self, reconstructor_name: str) -> QWidget:
+        return build_settings_panel(
+            self._groups,
+            reconstructor_name,
+            library_name=self.name,
+            file_dialog_factory=self._file_dialog_factory,
+        )
+
+
+def create_view_controller_factory(
+    library: Any, file_dialog_factory: Any
+) -> ReconstructorViewControllerFactory:
+    """The panel factory for ``library`` (the hookimpl body of the host's GUI hook)."""
+    return PINNTorchViewControllerFactory(library, file_dialog_factory)
+
+
+# --------------------------------------------------------------------------------------------
+# ProcessingController fix-ups
+# --------------------------------------------------------------------------------------------
+
+_FIXUP_ATTRIBUTE = "_pinn_torch_fixups"
+
+
+class _RunCompletionObserver(Observer):
+    """Re-syncs the Processing view after every finished run (train, reconstruct, infer).
+
+    ptychodus 1.7 enables Infer only when the algorithm changes or a model is loaded through
+    "Load Model...", so after a training run that loaded its model Infer stays disabled. The
+    task monitor notifies its observers on the GUI thread (ptychodus' foreground task queue);
+    when its completed-run counter has moved, this calls the controller's own
+    ``_sync_model_to_view`` so the buttons reflect ``is_model_loaded()``.
+    """
+
+    def __init__(self, controller: Any, monitor: Any) -> None:
+        super().__init__()
+        self._controller = controller
+        self._monitor = monitor
+        self._seen_runs = int(monitor.get_completed_runs())
+        self.resyncs = 0
+
+    def _update(self, observable: Observable) -> None:
+        if observable is not self._monitor:
+            return
+        try:
+            runs = int(self._monitor.get_completed_runs())
+            if runs == self._seen_runs or self._monitor.is_processing:
+                return
+            self._seen_runs = runs
+            self._controller._sync_model_to_view()
+            self.resyncs += 1
+        except Exception:  # fail open: a fix-up must never break ptychodus' GUI
+            logger.exception("ptychodus-pinn-torch: re-sync after a finished run failed")
+
+
+def _align_algorithm_combo(controller: Any) -> None:
+    """Make the selected algorithm equal the one the combo box shows.
+
+    When the saved algorithm (default ``pty-chi_LSQML``) is not installed, ptychodus 1.7 keeps
+    the parameter at ``none_none`` while the combo box shows its first entry, so Train/Reconstruct
+    would run a NullReconstructor the user never chose. Selecting the shown entry makes what the
+    user sees what runs.
+    """
+    algorithm = controller._algorithm_parameter
+    combo = controller._algorithm_view_controller.get_widget()
+    shown = combo.currentText()
+    items = {combo.itemText(i) for i in range(combo.count())}
+    if shown and algorithm.get_value() not in items:
+        logger.info("ptychodus-pinn-torch: algorithm %r -> %r (as shown)", algorithm.get_value(),
+                    shown)
+        algorithm.set_value(shown)
+
+
+def attach_controller_fixups(controller: Any, processing_api: Any) -> None:
+    """Attach the GUI repairs to a freshly built ptychodus ``ProcessingController``.
+
+    Call after ``ProcessingController.__init__`` has run. Idempotent (a second call on the same
+    controller does nothing) and fail-open (a ptychodus version without the expected private
+    members gets a log line, never an exception).
+
+    :param controller: the ``ptychodus.controller.processing.ProcessingController``.
+    :param processing_api: ptychodus' ``ProcessingAPI`` (its ``task_monitor`` is observed).
+    """
+    if getattr(controller, _FIXUP_ATTRIBUTE, None) is not None:
+        return
+    try:
+        monitor = processing_api.task_monitor
+        if not callable(getattr(controller, "_sync_model_to_view", None)):
+            raise AttributeError("ProcessingController has no _sync_model_to_view")
+        observer = _RunCompletionObserver(controller, monitor)
+        monitor.add_observer(observer)
+        setattr(controller, _FIXUP_ATTRIBUTE, observer)  # strong reference for the lifetime
+    except Exception:
+        logger.exception("ptychodus-pinn-torch: Infer re-sync fix-up not attached")
+    try:
+        _align_algorithm_combo(controller)
+    except Exception:
+        logger.exception("ptychodus-pinn-torch: algorithm combo fix-up not applied")
+
