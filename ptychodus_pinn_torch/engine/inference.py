@@ -1,0 +1,172 @@
+"""Inference over a whole scan: every position through the network, stitched onto one object.
+
+:func:`reconstruct` groups all scan points (sequential seeds, ``nsamples = n_positions``), runs
+``diffraction_to_obj`` in batches under ``torch.inference_mode`` and stitches each group's merged
+object at its group centre (``coords_offsets``) onto the data's ``objectGuess`` pixel grid; on
+request it also returns upstream's ``reassemble_position`` canvas.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ptychodus_pinn_torch.engine.batches import group_for_inference
+from ptychodus_pinn_torch.engine.devices import select_device
+
+#: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
+CANVAS_M = 20
+
+
+@dataclass
+class Reconstruction:
+    """The result of :func:`reconstruct`.
+
+    object: (H, W) complex64 object on the output grid.
+    coverage: (H, W) float32, summed stitching weight per pixel (0 = no patch reached it).
+    canvas: (P, P, 1) complex64 ``reassemble_position`` canvas (M = 20), or None.
+    on_data_grid: True when ``object`` lies on the data's ``objectGuess`` grid.
+    origin: (x0, y0) object-pixel coordinates (column, row) of output pixel (0, 0) in the data's
+        position frame; (0, 0) on the data grid.
+    note: one line about the grid choice (empty on the data grid).
+    patches: (n, N, N) complex64 per-group merged objects fed to the stitcher.
+    centres: (n, 2) float64 ``[x, y]`` group centres in the data's position frame.
+    seconds: wall time of the network pass and stitching.
+    """
+
+    object: np.ndarray
+    coverage: np.ndarray
+    canvas: np.ndarray | None
+    on_data_grid: bool
+    origin: tuple[float, float]
+    note: str
+    patches: np.ndarray
+    centres: np.ndarray
+    seconds: float
+
+
+def predict_patches(
+    model: torch.nn.Module,
+    x_scaled: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Run ``model.diffraction_to_obj`` over all groups.
+
+    x_scaled: (B, C, N, N) float32 ``X_full·s``; positions: (B, C, 2) float32 ``[x, y]`` px.
+    Returns (B, N, N) complex64 numpy array.
+    """
+    model.eval()
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, x_scaled.shape[0], batch_size):
+            xb = x_scaled[start : start + batch_size].to(device)
+            pb = positions[start : start + batch_size].to(device)
+            out.append(model.diffraction_to_obj(xb, pb).to("cpu").numpy().astype(np.complex64))
+    if not out:
+        n = int(x_scaled.shape[-1])
+        return np.zeros((0, n, n), np.complex64)
+    return np.concatenate(out, axis=0)
+
+
+def covering_grid(
+    x: np.ndarray, y: np.ndarray, n: int
+) -> tuple[tuple[int, int], tuple[float, float]]:
+    """A grid that holds every patch centred at ``(x, y)`` with an ``n/2`` margin.
+
+    x, y: (n_groups,) float64 object-pixel centres. Returns ``((H, W), (x0, y0))``: the grid
+    shape and the integer offset to subtract from positions to land on it.
+    """
+    half = n / 2.0
+    x0 = math.floor(float(np.min(x)) - half)
+    y0 = math.floor(float(np.min(y)) - half)
+    width = math.ceil(float(np.max(x)) + half) - x0 + 1
+    height = math.ceil(float(np.max(y)) + half) - y0 + 1
+    return (int(height), int(width)), (float(x0), float(y0))
+
+
+def reconstruct(
+    bundle: Any,
+    data: Any,
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+    canvas: bool = False,
+) -> Reconstruction:
+    """Reconstruct the object of scan ``data`` with the trained ``bundle``.
+
+    bundle: ``ModelBundle`` (model, model_config N/gridsize, intensity_scale).
+    data: ``RawData`` (``diff3d`` (M, N, N) float32 amplitudes, positions in object pixels,
+        optional ``objectGuess`` (H, W) whose grid the output uses).
+    batch_size: groups per network call (> 0). device: "auto", "cpu", "cuda", ...
+    canvas: also compute upstream's ``reassemble_position`` canvas (M = 20).
+
+    Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
+    result says so (``on_data_grid`` False, ``origin``, ``note``).
+    """
+    from ptychodus_pinn_torch.stitch import reassemble_position, stitch_to_object_grid
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    t0 = time.perf_counter()
+    n, gridsize = int(bundle.N), int(bundle.gridsize)
+    training_config = getattr(bundle, "training_config", None)
+    k = int(getattr(training_config, "neighbor_count", 4) or 4)
+    groups = group_for_inference(data, N=n, gridsize=gridsize, neighbor_count=k)
+    dev = select_device(device)
+    model = bundle.model.to(dev)
+    scale = float(bundle.intensity_scale)
+    patches = predict_patches(
+        model, groups.x * scale, groups.positions, batch_size=batch_size, device=dev
+    )
+    bundle.model.to("cpu")
+    centres = groups.centres
+    x, y = centres[:, 0].copy(), centres[:, 1].copy()
+    obj_guess = getattr(data, "objectGuess", None)
+    if obj_guess is not None:
+        shape = tuple(np.asarray(obj_guess).shape)
+        origin = (0.0, 0.0)
+        on_grid, note = True, ""
+    else:
+        shape, origin = covering_grid(x, y, n)
+        on_grid = False
+        note = (
+            f"data has no objectGuess: object on a {shape[0]}x{shape[1]} grid covering all "
+            f"positions plus N/2 margin; output pixel (0, 0) is at data position "
+            f"x={origin[0]:g}, y={origin[1]:g}"
+        )
+    obj, coverage = stitch_to_object_grid(
+        patches, x - origin[0], y - origin[1], shape, crop=_stitch_crop(bundle)
+    )
+    result_canvas = None
+    if canvas:
+        offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
+        result_canvas = np.asarray(
+            reassemble_position(patches[..., None], offsets, M=min(CANVAS_M, n))
+        ).astype(np.complex64)
+    return Reconstruction(
+        object=np.asarray(obj).astype(np.complex64),
+        coverage=np.asarray(coverage).astype(np.float32),
+        canvas=result_canvas,
+        on_data_grid=on_grid,
+        origin=origin,
+        note=note,
+        patches=patches,
+        centres=centres,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _stitch_crop(bundle: Any) -> int | None:
+    """Centre crop of each patch used for stitching: the N/2 support of a padded object."""
+    cfg = bundle.model_config
+    if bool(getattr(cfg, "pad_object", True)):
+        return int(bundle.N) // 2
+    return None
