@@ -1,0 +1,80 @@
+"""Settings values -> the spec configs and engine options the engine trains with.
+
+The settings keys are TF-style spec field names already (see :mod:`.settings`), so a spec
+``ModelConfig``/``TrainingConfig`` is built field by field and validated with the config layer's
+upstream validation rules; a violation is re-raised naming the ptychodus setting to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ptychodus_pinn_torch.host.settings import PARAMETERS
+
+__all__ = ["build_model_config", "build_training_config", "build_train_options",
+           "setting_name"]
+
+_MODEL_FIELDS = tuple(p.spec_field for p in PARAMETERS if p.section == "model")
+_TRAINING_FIELDS = tuple(p.spec_field for p in PARAMETERS if p.section == "training")
+
+
+def setting_name(section: str, spec_field: str) -> str:
+    """``"[PINNTorchTraining] BatchSize"`` for (``"training"``, ``"batch_size"``)."""
+    for p in PARAMETERS:
+        if p.section == section and p.spec_field == spec_field:
+            return f"[{p.group}] {p.name}"
+    return spec_field
+
+
+def _with_setting_hint(exc: ValueError, section: str, fields: tuple[str, ...]) -> ValueError:
+    message = str(exc)
+    hints = [setting_name(section, f) for f in fields if f in message]
+    if hints:
+        message += f" (ptychodus setting: {', '.join(hints)})"
+    return ValueError(message)
+
+
+def build_model_config(values: dict[str, dict[str, Any]], *, N: int, model_type: str) -> Any:  # noqa: N803
+    """Spec ``ModelConfig`` from ``PINNTorchSettings.spec_values()``; ``N`` is the pattern size,
+    ``model_type`` ``"pinn"`` or ``"supervised"``. Raises ValueError naming the setting."""
+    from ptychodus_pinn_torch.config.spec import ModelConfig, validate_model_config
+
+    fields = {k: values["model"][k] for k in _MODEL_FIELDS}
+    try:
+        config = ModelConfig(N=int(N), model_type=model_type, **fields)  # type: ignore[arg-type]
+        validate_model_config(config)
+    except ValueError as exc:
+        raise _with_setting_hint(exc, "model", _MODEL_FIELDS) from None
+    return config
+
+
+def build_training_config(values: dict[str, dict[str, Any]], *, N: int, model_type: str,  # noqa: N803
+                          output_dir: Path) -> Any:
+    """Spec ``TrainingConfig`` (nested ``ModelConfig``) from the settings values.
+
+    ``backend`` is ``"pytorch"``. Raises ValueError naming the ptychodus setting to change.
+    """
+    from ptychodus_pinn_torch.config.spec import TrainingConfig, validate_training_config
+
+    model = build_model_config(values, N=N, model_type=model_type)
+    fields = {k: values["training"][k] for k in _TRAINING_FIELDS}
+    try:
+        config = TrainingConfig(model=model, output_dir=Path(output_dir), backend="pytorch",
+                                **fields)
+        validate_training_config(config)
+    except ValueError as exc:
+        raise _with_setting_hint(exc, "training", _TRAINING_FIELDS) from None
+    return config
+
+
+def build_train_options(values: dict[str, dict[str, Any]]) -> Any:
+    """Engine ``TrainOptions`` from the execution group (device, learning rate, seed)."""
+    from ptychodus_pinn_torch.engine.training import TrainOptions
+
+    execution = values["execution"]
+    try:
+        return TrainOptions(learning_rate=float(execution["learning_rate"]),
+                            seed=int(execution["seed"]), device=str(execution["device"]))
+    except ValueError as exc:
+        raise _with_setting_hint(exc, "execution", ("learning_rate", "seed", "device")) from None

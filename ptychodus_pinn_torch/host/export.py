@@ -1,0 +1,88 @@
+"""Training data for PtychoPINN-PyTorch: writing the NPZ contract, finding training inputs.
+
+:func:`export_training_npz` writes what "Export Training Data..." saves; :func:`training_inputs`
+finds what ``train(input_path, output_path)`` trains on: ``train_data.npz`` (and
+``test_data.npz``) in the input folder, or, in batch and remote runs that stage only
+ptychodus' standard files, a ``train_data.npz`` built from ``diffraction.h5`` + ``product.h5``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from ptychodus.api.reconstruct import ReconstructInput
+
+from ptychodus_pinn_torch.host.conversion import scan_arrays_from_input
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TEST_FILE",
+    "TRAIN_FILE",
+    "build_from_standard_layout",
+    "export_training_npz",
+    "training_inputs",
+]
+
+TRAIN_FILE = "train_data.npz"
+TEST_FILE = "test_data.npz"
+
+
+def export_training_npz(file_path: Path, parameters: ReconstructInput) -> Path:
+    """Write the PtychoPINN NPZ contract of ``parameters`` to exactly ``file_path``.
+
+    Keys and dtypes: see :func:`~.conversion.scan_arrays_from_input` (``diff3d`` float32
+    amplitude, ``probeGuess`` (N, N) complex64, coordinates in object pixels). Uncompressed, so
+    loaders can memory-map it. Returns the path written.
+    """
+    arrays = scan_arrays_from_input(parameters)
+    file_path = Path(file_path)
+    file_path.parent.mkdir(parents=True, exist_ok=True)
+    with file_path.open("wb") as fh:  # a file object: numpy must not append ".npz"
+        np.savez(fh, **arrays)
+    logger.info("exported %d patterns of %dx%d pixels to %s", *arrays["diff3d"].shape, file_path)
+    return file_path
+
+
+def build_from_standard_layout(input_dir: Path, output_file: Path) -> Path:
+    """Build ``output_file`` (the NPZ contract) from ``input_dir/diffraction.h5`` and
+    ``input_dir/product.h5`` (ptychodus' ``StandardFileLayout``), pairing patterns and
+    positions the way ptychodus does (``prepare_reconstruct_input``)."""
+    from ptychodus.api.io import StandardFileLayout, load_diffraction_data, load_product
+    from ptychodus.api.reconstruct import prepare_reconstruct_input
+
+    diffraction = load_diffraction_data(Path(input_dir) / StandardFileLayout.DIFFRACTION)
+    product = load_product(Path(input_dir) / StandardFileLayout.PRODUCT)
+    return export_training_npz(output_file, prepare_reconstruct_input(diffraction, product))
+
+
+def training_inputs(input_path: Path, output_path: Path) -> tuple[Path, Path | None]:
+    """``(train file, test file or None)`` for ``train(input_path, output_path)``.
+
+    Looked for, in order:
+    1. ``input_path`` itself when it is an ``.npz`` file;
+    2. ``input_path/train_data.npz`` (plus ``input_path/test_data.npz`` when present);
+    3. ``input_path/diffraction.h5`` + ``input_path/product.h5``: converted to
+       ``output_path/train_data.npz`` first.
+    Raises FileNotFoundError naming every place looked at and what to put there.
+    """
+    input_path = Path(input_path)
+    if input_path.is_file() and input_path.suffix == ".npz":
+        return input_path, None
+    train = input_path / TRAIN_FILE
+    if train.is_file():
+        test = input_path / TEST_FILE
+        return train, test if test.is_file() else None
+    diffraction, product = input_path / "diffraction.h5", input_path / "product.h5"
+    if diffraction.is_file() and product.is_file():
+        built = Path(output_path) / TRAIN_FILE
+        logger.info("no %s in %s; building it from %s and %s", TRAIN_FILE, input_path,
+                    diffraction.name, product.name)
+        return build_from_standard_layout(input_path, built), None
+    raise FileNotFoundError(
+        f"no training data in {input_path}: expected {TRAIN_FILE} (from Export Training "
+        "Data...) or diffraction.h5 + product.h5 (ptychodus' batch layout). Export the training "
+        "data into that folder, or choose the folder that holds it."
+    )

@@ -1,0 +1,221 @@
+"""The ``PINN`` and ``Supervised`` reconstructors of the PtychoPINN-PyTorch library.
+
+- Training runs in a child process (:mod:`.worker`, job :func:`.jobs.train_job`): progress is
+  reported every epoch, a heartbeat ``TrainOutput`` is yielded every ``poll_s`` seconds so that
+  ptychodus notices Stop promptly (it checks only between yields), a dead child becomes an error
+  within seconds. After training (finished or stopped) the saved archive is loaded, so
+  ``is_model_loaded()`` is true and Infer can run at once.
+- Reconstruction (inference) runs in-process on the loaded model and yields one
+  ``ReconstructOutput`` whose product holds the object on the input object's grid and the
+  training losses (ptychodus' loss plot reads ``Product.losses``).
+- Model files: ``.zip`` archives (``wts.h5.zip`` layout of ``engine.archive``); batch mode finds
+  ``model.zip`` (``StandardFileLayout.MODEL_BASENAME`` + extension).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ptychodus.api.product import LossValue
+from ptychodus.api.reconstruct import (
+    ReconstructInput,
+    ReconstructOutput,
+    TrainableReconstructor,
+    TrainOutput,
+)
+
+from ptychodus_pinn_torch.host import conversion, export
+from ptychodus_pinn_torch.host.jobs import TRAIN_JOB
+from ptychodus_pinn_torch.host.settings import PINNTorchSettings
+from ptychodus_pinn_torch.host.worker import WorkerRun
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MODEL_FILE_EXTENSION", "MODEL_FILE_NAME", "PINNTorchReconstructor"]
+
+MODEL_FILE_EXTENSION = ".zip"
+#: archive name a training writes in its output folder (batch mode reads ``model.zip``)
+MODEL_FILE_NAME = "model" + MODEL_FILE_EXTENSION
+
+
+class PINNTorchReconstructor(TrainableReconstructor):
+    """One reconstructor of the library.
+
+    :param name: ``"PINN"`` or ``"Supervised"`` (the ptychodus reconstructor name).
+    :param model_type: ``"pinn"`` or ``"supervised"`` (spec ``ModelConfig.model_type``).
+    :param settings: the library's settings groups.
+    :param poll_s: heartbeat period of training (seconds); also bounds how late Stop is seen.
+    :param stop_grace_s: seconds a stopped training may take to save before it is killed.
+    """
+
+    def __init__(self, name: str, model_type: str, settings: PINNTorchSettings, *,
+                 poll_s: float = 0.25, stop_grace_s: float = 10.0) -> None:
+        self._name = name
+        self.model_type = model_type
+        self._settings = settings
+        self.poll_s = poll_s
+        self.stop_grace_s = stop_grace_s
+        self._bundle: Any | None = None
+        self._model_path: Path | None = None
+        self._losses: list[LossValue] = []
+        self.last_train_result: dict[str, Any] | None = None
+        self.last_worker_pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def get_progress_goal(self) -> int:
+        return int(self._settings.training.num_epochs.get_value())
+
+    # ---------------------------------------------------------------- reconstruct
+    def reconstruct(self, parameters: ReconstructInput) -> Iterator[ReconstructOutput]:
+        """Run the loaded model on ``parameters``; yields one output on the input object grid.
+
+        Raises ValueError when no model is loaded or the pattern size differs from the model's.
+        """
+        if self._bundle is None:
+            raise ValueError(
+                f"{self._name}: no model is loaded; train one (Train) or load one "
+                "(Load Model...) before reconstructing"
+            )
+        from ptychodus_pinn_torch.data import RawData
+        from ptychodus_pinn_torch.engine.inference import reconstruct
+
+        arrays = conversion.scan_arrays_from_input(parameters)
+        n = int(arrays["diff3d"].shape[1])
+        if n != self._bundle.N:
+            raise ValueError(
+                f"the diffraction patterns are {n}x{n} pixels but the loaded model expects "
+                f"{self._bundle.N}x{self._bundle.N}; crop the patterns to {self._bundle.N} "
+                "pixels or train a model for this size"
+            )
+        data = RawData.from_coords_without_pc(
+            xcoords=arrays["xcoords"], ycoords=arrays["ycoords"], diff3d=arrays["diff3d"],
+            probeGuess=arrays["probeGuess"], scan_index=arrays["scan_index"],
+            objectGuess=arrays["objectGuess"],
+        )
+        execution = self._settings.spec_values()["execution"]
+        result = reconstruct(self._bundle, data,
+                             batch_size=int(execution["inference_batch_size"]),
+                             device=str(execution["device"]))
+        obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
+        product = conversion.output_product(parameters.product, obj, self._losses)
+        yield ReconstructOutput(product=product, progress=self.get_progress_goal())
+
+    # ---------------------------------------------------------------- model files
+    def is_model_loaded(self) -> bool:
+        return self._bundle is not None
+
+    def get_model_file_filter(self) -> str:
+        return "PtychoPINN-PyTorch Model (*.zip)"
+
+    def get_model_file_extension(self) -> str:
+        return MODEL_FILE_EXTENSION
+
+    @property
+    def model_path(self) -> Path | None:
+        """The archive the loaded model came from (None when none is loaded)."""
+        return self._model_path
+
+    def load_model_from_file(self, file_path: Path) -> None:
+        """Load a PtychoPINN-PyTorch archive (``.zip``, or a folder holding ``wts.h5.zip``).
+
+        Raises FileNotFoundError / ``ArchiveError`` (a ValueError) with the engine's message
+        for a missing, corrupt or foreign (TensorFlow) archive; the previous model stays loaded.
+        """
+        from ptychodus_pinn_torch.engine.archive import load_archive
+
+        bundle = load_archive(Path(file_path))
+        archived_type = getattr(bundle.model_config, "model_type", self.model_type)
+        if archived_type != self.model_type:
+            logger.warning("%s was trained as %r; %s runs it for inference all the same",
+                           file_path, archived_type, self._name)
+        self._bundle = bundle
+        self._model_path = Path(file_path)
+        self._losses = conversion.losses_from_history(bundle.history)
+        logger.info("loaded model %s (N=%d, gridsize=%d, %d epochs of history)", file_path,
+                    bundle.N, bundle.gridsize, len(self._losses))
+
+    def save_model(self, file_path: Path) -> None:
+        """Write the loaded model to ``file_path`` (a copy of the archive it came from)."""
+        if self._bundle is None:
+            raise ValueError(f"{self._name}: no model to save; train one or load a model first")
+        file_path = Path(file_path)
+        if self._model_path is not None and self._model_path.is_file():
+            if self._model_path.resolve() != file_path.resolve():
+                shutil.copyfile(self._model_path, file_path)
+        else:
+            from ptychodus_pinn_torch.engine.archive import save_archive
+
+            save_archive(file_path, self._bundle)
+        logger.info("model saved to %s", file_path)
+
+    # ---------------------------------------------------------------- training data
+    def get_training_data_file_filter(self) -> str:
+        return "NumPy Zipped Archive (*.npz)"
+
+    def export_training_data(self, file_path: Path, parameters: ReconstructInput) -> None:
+        export.export_training_npz(Path(file_path), parameters)
+
+    # ---------------------------------------------------------------- train
+    def train(self, input_path: Path, output_path: Path) -> Iterator[TrainOutput]:
+        """Train in a child process; yields progress every epoch and heartbeats in between.
+
+        The model is loaded when the child has saved it, also after Stop (the last finished
+        epoch's weights). Raises ``WorkerError`` / ``WorkerDiedError`` (clear one-line messages)
+        when the child fails or dies, FileNotFoundError when there is no training data.
+        """
+        values = self._settings.spec_values()  # validates enumerated settings up front
+        output_path = Path(output_path)
+        output_path.mkdir(parents=True, exist_ok=True)
+        train_file, test_file = export.training_inputs(Path(input_path), output_path)
+        payload = {
+            "train_file": str(train_file),
+            "test_file": None if test_file is None else str(test_file),
+            "output_dir": str(output_path),
+            "archive_file": str(output_path / MODEL_FILE_NAME),
+            "model_type": self.model_type,
+            "values": values,
+            "num_threads": int(os.environ["OMP_NUM_THREADS"])
+            if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None,
+        }
+        run = WorkerRun(TRAIN_JOB, payload, poll_s=self.poll_s, grace_s=self.stop_grace_s,
+                        start_timeout_s=float(values["execution"]["worker_start_timeout_s"]),
+                        label=f"{self._name} training worker").start()
+        self.last_worker_pid = run.pid
+        history: list[dict[str, Any]] = []
+        progress = 0
+        try:
+            yield TrainOutput(progress=0)
+            while True:
+                event = run.next_event()
+                if event.kind == "epoch":
+                    history.append(event.data)
+                    progress = int(event.data.get("epoch", progress + 1))
+                    loss = conversion.losses_from_history([event.data])
+                    yield TrainOutput(training_loss=loss, validation_loss=_val(event.data),
+                                      progress=progress)
+                elif event.kind == "done":
+                    break
+                else:  # heartbeat: lets ptychodus check its Stop flag
+                    yield TrainOutput(progress=progress)
+        finally:
+            if not run.finished:  # Stop pressed (generator closed) or an error above
+                logger.info("%s: stopping the training worker", self._name)
+                run.stop()
+            self.last_train_result = run.result
+            if run.result is not None and run.result.get("archive"):
+                self.load_model_from_file(Path(run.result["archive"]))
+
+
+def _val(report: dict[str, Any]) -> list[LossValue]:
+    value = report.get("val_loss")
+    if value is None:
+        return []
+    return [LossValue(epoch=int(report["epoch"]), value=float(value))]
