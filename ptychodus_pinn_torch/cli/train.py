@@ -1,0 +1,225 @@
+"""``pinn-torch train``: train a PtychoPINN model on an NPZ scan.
+
+Writes ``OUT/wts.h5.zip`` (the model archive), ``OUT/history.json`` (per-epoch losses) and
+``OUT/loss.png``; ``OUT/checkpoint.pt`` is updated every epoch and ``--resume`` continues from it.
+Under ``torchrun --nproc-per-node K`` the same command trains with DistributedDataParallel and
+rank 0 writes the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+NAME = "train"
+HELP = "train a PtychoPINN model on NPZ data"
+
+#: upstream TrainingConfig.nphotons default, used when neither --nphotons nor the data says
+DEFAULT_NPHOTONS = 1e9
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train", type=Path, required=True, help="training scan (NPZ)")
+    parser.add_argument(
+        "--test", type=Path, default=None, help="test scan (NPZ): loss after training"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--epochs", type=int, default=50, help="epochs (upstream nepochs 50)")
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="groups per batch and process (16)"
+    )
+    parser.add_argument("--gridsize", type=int, default=1, help="group side; C = gridsize² (1)")
+    parser.add_argument("--n-filters-scale", type=int, default=2, help="network width factor (2)")
+    parser.add_argument(
+        "--nphotons",
+        type=float,
+        default=None,
+        help="photons per pattern (default: the data's metadata, else 1e9)",
+    )
+    parser.add_argument("--n-groups", type=int, default=512, help="groups drawn for training (512)")
+    parser.add_argument("--neighbor-count", type=int, default=4, help="K nearest neighbours (4)")
+    parser.add_argument(
+        "--model-type",
+        choices=("pinn", "supervised"),
+        default="pinn",
+        help="pinn: self-supervised through the physics; supervised: learn from Y labels",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:K"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, grouping, shuffling")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    parser.add_argument(
+        "--early-stop-patience",
+        type=int,
+        default=3,
+        help="epochs without improvement before stopping (3; 0 disables)",
+    )
+    parser.add_argument(
+        "--validation-fraction", type=float, default=0.05, help="held-out share (0.05)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last convolutions")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for flag, value, minimum in (
+        ("--epochs", args.epochs, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--gridsize", args.gridsize, 1),
+        ("--n-filters-scale", args.n_filters_scale, 1),
+        ("--n-groups", args.n_groups, 1),
+        ("--neighbor-count", args.neighbor_count, 1),
+        ("--seed", args.seed, 0),
+        ("--early-stop-patience", args.early_stop_patience, 0),
+    ):
+        if value < minimum:
+            raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+    if args.nphotons is not None and not args.nphotons > 0:
+        raise ValueError(f"--nphotons must be > 0, got {args.nphotons}")
+    for flag, path in (("--train", args.train), ("--test", args.test)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file; pass an NPZ scan")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder; pick a folder path")
+
+
+def _nphotons(args: argparse.Namespace, raw: Any) -> float:
+    if args.nphotons is not None:
+        return float(args.nphotons)
+    meta = getattr(raw, "metadata", None) or {}
+    value = meta.get("nphotons") if isinstance(meta, dict) else None
+    try:
+        return float(value) if value is not None and float(value) > 0 else DEFAULT_NPHOTONS
+    except (TypeError, ValueError):
+        return DEFAULT_NPHOTONS
+
+
+def build_configs(args: argparse.Namespace, raw: Any) -> Any:
+    """The spec TrainingConfig for these arguments (N from the data)."""
+    from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+
+    model = ModelConfig(
+        N=int(raw.diff3d.shape[-1]),
+        gridsize=args.gridsize,
+        n_filters_scale=args.n_filters_scale,
+        model_type=args.model_type,
+    )
+    return TrainingConfig(
+        model=model,
+        train_data_file=args.train,
+        test_data_file=args.test,
+        batch_size=args.batch_size,
+        nepochs=args.epochs,
+        nphotons=_nphotons(args, raw),
+        n_groups=args.n_groups,
+        neighbor_count=max(args.neighbor_count, args.gridsize**2),
+        output_dir=args.out,
+        backend="pytorch",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    import torch
+
+    from ptychodus_pinn_torch.data import RawData
+    from ptychodus_pinn_torch.engine.archive import save_archive
+    from ptychodus_pinn_torch.engine.progress import ProgressBar
+    from ptychodus_pinn_torch.engine.reporting import plot_loss, summarize, write_history
+    from ptychodus_pinn_torch.engine.training import EpochReport, TrainOptions, train_model
+
+    if os.environ.get("OMP_NUM_THREADS") is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        torch.set_num_threads(1)
+    rank = int(os.environ.get("RANK", "0"))
+    main_rank = rank == 0
+    raw = RawData.from_file(args.train)
+    test = RawData.from_file(args.test) if args.test is not None else None
+    config = build_configs(args, raw)
+    options = TrainOptions(
+        learning_rate=args.lr,
+        validation_fraction=args.validation_fraction,
+        early_stop_patience=args.early_stop_patience or None,
+        seed=args.seed,
+        device=args.device,
+        bf16=args.bf16,
+        channels_last=args.channels_last,
+    )
+    if main_rank:
+        args.out.mkdir(parents=True, exist_ok=True)
+    show = main_rank and not args.no_progress
+    bar: list[ProgressBar] = []
+
+    def on_batch(b: int, total: int) -> None:
+        if not show:
+            return
+        if not bar:
+            epoch = len(history_seen) + 1
+            bar.append(ProgressBar(total, f"epoch {epoch}/{config.nepochs}"))
+        bar[0].update(1)
+
+    history_seen: list[EpochReport] = []
+
+    def on_epoch(report: EpochReport) -> None:
+        history_seen.append(report)
+        val = "" if report.val_loss is None else f" val={report.val_loss:.6g}"
+        text = f"loss={report.train_loss:.6g}{val} lr={report.lr:.2g}"
+        if show and bar:
+            bar[0].close(text)
+        elif main_rank:
+            print(
+                f"epoch {report.epoch}/{report.epochs} {text} {report.seconds:.1f}s",
+                file=sys.stderr,
+            )
+        bar.clear()
+
+    t0 = time.perf_counter()
+    result = train_model(
+        raw,
+        config,
+        test_data=test,
+        options=options,
+        on_epoch=on_epoch,
+        on_batch=on_batch,
+        checkpoint_dir=args.out,
+        resume=args.resume,
+    )
+    if bar:
+        bar[0].close("stopped")
+    if not main_rank:
+        return 0
+    if not result.history:
+        raise ValueError(
+            "no epoch finished, so there is no trained model to keep; "
+            + (result.stopped or "check the data")
+        )
+    archive = save_archive(args.out / "wts.h5.zip", result.bundle)
+    write_history(
+        args.out / "history.json",
+        result.history,
+        stopped=result.stopped,
+        test_loss=result.test_loss,
+        device=result.device,
+        seconds=time.perf_counter() - t0,
+        nphotons=config.nphotons,
+        N=config.model.N,
+        gridsize=config.model.gridsize,
+    )
+    plot_loss(args.out / "loss.png", result.history)
+    summary = summarize(result.history)
+    if result.stopped:
+        print(f"pinn-torch train: {result.stopped}", file=sys.stderr)
+    test_text = "" if result.test_loss is None else f", test loss {result.test_loss:.6g}"
+    print(
+        f"trained {summary['epochs_run']} epoch(s) on {result.device} in "
+        f"{time.perf_counter() - t0:.1f}s: loss {summary['first_loss']:.6g} -> "
+        f"{summary['last_loss']:.6g}{test_text}; wrote {archive}, "
+        f"{args.out / 'history.json'}, {args.out / 'loss.png'}"
+    )
+    return 0

@@ -1,0 +1,124 @@
+"""Files a training or a reconstruction leaves for the user: history.json, loss.png, a picture."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_history(path: Path, history: Sequence[Any], **extra: Any) -> Path:
+    """Write ``{"epochs": [...], **extra}`` as JSON (atomically); epochs are EpochReport dicts.
+
+    Non-finite floats become null so the file stays valid JSON.
+    """
+    records = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+    clean = [
+        {
+            k: (
+                _json_number(v)
+                if not isinstance(v, dict)
+                else {kk: _json_number(vv) for kk, vv in v.items()}
+            )
+            for k, v in r.items()
+        }
+        for r in records
+    ]
+    payload = {"epochs": clean, **{k: _json_number(v) for k, v in extra.items()}}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def plot_loss(path: Path, history: Sequence[Any], *, title: str = "PtychoPINN training") -> Path:
+    """Train and validation loss per epoch as a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    records = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+    epochs = [r["epoch"] for r in records]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
+    val = [(r["epoch"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    if val:
+        ax.plot([e for e, _ in val], [v for _, v in val], "s--", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if records:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_object(
+    path: Path,
+    obj: np.ndarray,
+    coverage: np.ndarray | None = None,
+    *,
+    title: str = "reconstruction",
+) -> Path:
+    """Amplitude and phase of ``obj`` ((H, W) complex) side by side as a PNG.
+
+    Pixels with zero ``coverage`` ((H, W) float) are shown blank.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    obj = np.asarray(obj)
+    amp = np.abs(obj).astype(np.float64)
+    phase = np.angle(obj).astype(np.float64)
+    if coverage is not None:
+        empty = np.asarray(coverage) <= 0
+        amp = np.ma.masked_where(empty, amp)
+        phase = np.ma.masked_where(empty, phase)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=100)
+    for ax, img, name, cmap in (
+        (axes[0], amp, "amplitude", "gray"),
+        (axes[1], phase, "phase (rad)", "twilight"),
+    ):
+        im = ax.imshow(img, cmap=cmap)
+        ax.set_title(name)
+        ax.set_xlabel("x (px)")
+        ax.set_ylabel("y (px)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def summarize(history: Sequence[Any]) -> Mapping[str, Any]:
+    """First/last/best train loss and epochs run, for logs and reports."""
+    records = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+    if not records:
+        return {"epochs_run": 0}
+    losses = [r["train_loss"] for r in records]
+    return {
+        "epochs_run": len(records),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "best_loss": min(losses),
+        "seconds": sum(r["seconds"] for r in records),
+    }
