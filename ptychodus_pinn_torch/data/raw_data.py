@@ -1,0 +1,294 @@
+"""``RawData``: one scan (positions, diffraction amplitudes, probe, optional object).
+
+Mirrors upstream ``ptycho.raw_data.RawData`` (constructor, ``from_file``, ``to_file``,
+``from_coords_without_pc``, ``generate_grouped_data``) with validation that ends in one clear
+:class:`DataError`, no global state and no unpickling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ptychodus_pinn_torch.data import validation as check
+from ptychodus_pinn_torch.data.errors import DataError
+from ptychodus_pinn_torch.data.grouped import YCentring, build_grouped_dict
+from ptychodus_pinn_torch.data.grouping import group_indices
+from ptychodus_pinn_torch.data.npz_io import read_npz, write_npz
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_KEYS: tuple[str, ...] = ("xcoords", "ycoords", "diff3d", "probeGuess")
+
+
+def _metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
+    text = value.item() if value.size == 1 and value.dtype.kind in "US" else None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if not isinstance(text, str):
+        raise DataError(
+            f"NPZ key '_metadata' must be a JSON string, got dtype {value.dtype} shape "
+            f"{value.shape}; store np.array(json.dumps({{...}}))"
+        )
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"NPZ key '_metadata' is not valid JSON ({exc}); rewrite it") from exc
+    if not isinstance(meta, dict):
+        raise DataError(f"NPZ key '_metadata' must be a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+class RawData:
+    """One ptychographic scan in the NPZ contract's units.
+
+    Attributes:
+        xcoords, ycoords: ``(M,)`` float64 positions in object pixels (x = column, y = row).
+        xcoords_start, ycoords_start: ``(M,)`` float64 nominal positions.
+        diff3d: ``(M, N, N)`` float32 amplitudes ``sqrt(counts)``.
+        probeGuess: ``(N, N)`` complex64.
+        scan_index: ``(M,)`` int64.
+        objectGuess: ``(H, W)`` complex64 or None.
+        Y: ``(M, N, N)`` complex64 per-pattern ground truth or None.
+        bad_pixels: ``(N, N)`` bool mask (from a ptychodus export) or None.
+        metadata: dict from the ``_metadata`` JSON (e.g. ``{"nphotons": 1e6}``).
+    """
+
+    def __init__(
+        self,
+        xcoords: np.ndarray,
+        ycoords: np.ndarray,
+        xcoords_start: np.ndarray | None,
+        ycoords_start: np.ndarray | None,
+        diff3d: np.ndarray,
+        probeGuess: np.ndarray,
+        scan_index: np.ndarray | None,
+        objectGuess: np.ndarray | None = None,
+        Y: np.ndarray | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        bad_pixels: np.ndarray | None = None,
+        diffraction_kind: check.DiffractionKind = "auto",
+    ) -> None:
+        """Validate and store a scan (see the class docstring for shapes and dtypes).
+
+        ``xcoords_start``/``ycoords_start`` default to ``xcoords``/``ycoords``; ``scan_index``
+        defaults to zeros. ``diffraction_kind`` is the amplitude/intensity policy of
+        :func:`validation.diffraction_amplitude` (DATA-004).
+        """
+        x = check.coordinates("xcoords", xcoords)
+        y = check.coordinates("ycoords", ycoords)
+        xs = x if xcoords_start is None else check.coordinates("xcoords_start", xcoords_start)
+        ys = y if ycoords_start is None else check.coordinates("ycoords_start", ycoords_start)
+        if not (x.shape == y.shape == xs.shape == ys.shape):
+            raise DataError(
+                "Coordinate arrays must have matching shapes. Got xcoords "
+                f"{x.shape}, ycoords {y.shape}, xcoords_start {xs.shape}, ycoords_start "
+                f"{ys.shape}; give one x and one y per diffraction pattern."
+            )
+        amplitudes = check.diffraction_amplitude(diff3d, diffraction_kind)
+        M, N = amplitudes.shape[0], amplitudes.shape[1]
+        if x.shape[0] != M:
+            raise DataError(
+                f"xcoords/ycoords have {x.shape[0]} positions but diff3d has {M} patterns; "
+                "give exactly one position per pattern"
+            )
+        self.xcoords = x
+        self.ycoords = y
+        self.xcoords_start = xs
+        self.ycoords_start = ys
+        self.diff3d = amplitudes
+        self.probeGuess = check.probe(probeGuess, N)
+        self.scan_index = check.scan_index(scan_index, M)
+        self.objectGuess = check.object_guess(objectGuess)
+        self.Y = check.ground_truth_patches(Y, M, N)
+        self.bad_pixels = check.bad_pixel_mask(bad_pixels, N)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    # -- shape -------------------------------------------------------------------------------
+    @property
+    def N(self) -> int:
+        """Pattern (and probe) side length in pixels."""
+        return int(self.diff3d.shape[1])
+
+    @property
+    def n_positions(self) -> int:
+        """Number of scan positions M."""
+        return int(self.diff3d.shape[0])
+
+    def __repr__(self) -> str:
+        obj = None if self.objectGuess is None else self.objectGuess.shape
+        return f"RawData(n_positions={self.n_positions}, N={self.N}, objectGuess={obj})"
+
+    # -- constructors ------------------------------------------------------------------------
+    @staticmethod
+    def from_coords_without_pc(
+        xcoords: np.ndarray,
+        ycoords: np.ndarray,
+        diff3d: np.ndarray,
+        probeGuess: np.ndarray,
+        scan_index: np.ndarray | None,
+        objectGuess: np.ndarray | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        diffraction_kind: check.DiffractionKind = "auto",
+    ) -> RawData:
+        """A RawData whose nominal (start) positions equal its positions (upstream behaviour)."""
+        return RawData(
+            xcoords, ycoords, xcoords, ycoords, diff3d, probeGuess, scan_index, objectGuess,
+            metadata=metadata, diffraction_kind=diffraction_kind,
+        )
+
+    @staticmethod
+    def from_file(
+        path: str | Path, diffraction_kind: check.DiffractionKind = "auto"
+    ) -> RawData:
+        """Read a contract NPZ (or a ptychodus 1.7 training export) without unpickling.
+
+        Required keys ``xcoords, ycoords, diff3d, probeGuess``; optional ``xcoords_start,
+        ycoords_start, scan_index, objectGuess, Y, bad_pixels, _metadata``. A ptychodus export
+        (``bad_pixels`` present or a ``(modes, N, N)`` probe) is converted with a logged note:
+        intensity -> sqrt (negative inpainting residue clipped to 0), first probe mode, casts.
+
+        Raises:
+            FileNotFoundError: no such file.
+            DataError: not an NPZ, pickled arrays, missing keys, or any contract violation.
+        """
+        arrays = read_npz(path)
+        missing = [key for key in REQUIRED_KEYS if key not in arrays]
+        if missing:
+            hint = ""
+            if "diff3d" in missing and "diffraction" in arrays:
+                hint = " (the file has 'diffraction': rename it to 'diff3d')"
+            raise DataError(
+                f"NPZ file {str(path)!r} is missing required key(s) {missing}{hint}; it has "
+                f"{sorted(arrays)}. Required: {list(REQUIRED_KEYS)}."
+            )
+        diff3d = arrays["diff3d"]
+        kind = diffraction_kind
+        is_export = "bad_pixels" in arrays or np.ndim(arrays["probeGuess"]) == 3
+        if is_export and diffraction_kind == "auto":
+            logger.warning(
+                "%s is in ptychodus' export layout (intensity diff3d %s, probe %s): converting "
+                "to amplitude sqrt(I), first probe mode, float32/complex64",
+                path, diff3d.dtype, arrays["probeGuess"].shape,
+            )
+            kind = "intensity"
+            if diff3d.dtype.kind == "f" and np.any(diff3d < 0):
+                n_neg = int(np.sum(diff3d < 0))
+                logger.warning("%s: clipping %d negative intensities (inpainting) to 0", path,
+                               n_neg)
+                diff3d = np.clip(diff3d, 0, None)
+        metadata = _metadata_from_npz(arrays["_metadata"]) if "_metadata" in arrays else {}
+        Y = arrays.get("Y")
+        if Y is not None and (Y.ndim < 1 or Y.shape[0] != np.shape(diff3d)[0]):
+            logger.warning("%s: ignoring 'Y' of shape %s (first axis is not M)", path, Y.shape)
+            Y = None
+        return RawData(
+            arrays["xcoords"], arrays["ycoords"], arrays.get("xcoords_start"),
+            arrays.get("ycoords_start"), diff3d, arrays["probeGuess"], arrays.get("scan_index"),
+            arrays.get("objectGuess"), Y,
+            metadata=metadata, bad_pixels=arrays.get("bad_pixels"), diffraction_kind=kind,
+        )
+
+    def to_file(self, path: str | Path) -> None:
+        """Write the contract NPZ (compressed, reproducible bytes; optional keys only if set)."""
+        arrays: dict[str, np.ndarray] = {
+            "xcoords": self.xcoords,
+            "ycoords": self.ycoords,
+            "xcoords_start": self.xcoords_start,
+            "ycoords_start": self.ycoords_start,
+            "diff3d": self.diff3d,
+            "probeGuess": self.probeGuess,
+            "scan_index": self.scan_index,
+        }
+        if self.objectGuess is not None:
+            arrays["objectGuess"] = self.objectGuess
+        if self.Y is not None:
+            arrays["Y"] = self.Y
+        if self.bad_pixels is not None:
+            arrays["bad_pixels"] = self.bad_pixels
+        if self.metadata:
+            arrays["_metadata"] = np.array(json.dumps(self.metadata, sort_keys=True))
+        write_npz(path, arrays)
+
+    def subset(self, indices: np.ndarray | list[int] | slice) -> RawData:
+        """A RawData restricted to the given positions (e.g. a train/validation split).
+
+        Args:
+            indices: integer indices, a boolean mask of length M, or a slice.
+        """
+        idx = np.arange(self.n_positions)[indices]
+        if idx.size == 0:
+            raise DataError(f"subset indices select no positions (got {indices!r})")
+        return RawData(
+            self.xcoords[idx], self.ycoords[idx], self.xcoords_start[idx],
+            self.ycoords_start[idx], self.diff3d[idx], self.probeGuess, self.scan_index[idx],
+            self.objectGuess, None if self.Y is None else self.Y[idx],
+            metadata=self.metadata, bad_pixels=self.bad_pixels, diffraction_kind="amplitude",
+        )
+
+    # -- grouping ----------------------------------------------------------------------------
+    def group_indices(
+        self,
+        K: int = 4,
+        nsamples: int = 1,
+        seed: int | None = None,
+        sequential_sampling: bool = False,
+        gridsize: int = 1,
+        enable_oversampling: bool = False,
+        neighbor_pool_size: int | None = None,
+    ) -> np.ndarray:
+        """Only the ``(B, C)`` ``nn_indices`` of :meth:`generate_grouped_data`."""
+        return group_indices(
+            self.xcoords, self.ycoords, gridsize=gridsize, K=K, nsamples=nsamples, seed=seed,
+            sequential_sampling=sequential_sampling, enable_oversampling=enable_oversampling,
+            neighbor_pool_size=neighbor_pool_size,
+        )
+
+    def generate_grouped_data(
+        self,
+        N: int,
+        K: int = 4,
+        nsamples: int = 1,
+        seed: int | None = None,
+        sequential_sampling: bool = False,
+        gridsize: int = 1,
+        enable_oversampling: bool = False,
+        neighbor_pool_size: int | None = None,
+        *,
+        y_centring: YCentring = "upstream",
+    ) -> dict[str, Any]:
+        """Group positions and build upstream's grouped dictionary (reference §2).
+
+        Args:
+            N: patch size; must equal the pattern size.
+            K, nsamples, seed, sequential_sampling, gridsize, enable_oversampling,
+                neighbor_pool_size: as upstream (see :func:`grouping.group_indices`).
+            y_centring: ``"upstream"`` (parity) or ``"physical"`` centring of ``Y`` at
+                gridsize > 1 (DATA-011).
+
+        Returns:
+            dict with keys ``diffraction, X_full, Y, coords_offsets, coords_relative,
+            coords_start_offsets, coords_start_relative, coords_nn, coords_start_nn,
+            nn_indices, objectGuess`` (shapes in :func:`grouped.build_grouped_dict`).
+        """
+        if int(N) != N or N != self.N:
+            raise DataError(
+                f"N={N!r} does not match the diffraction patterns ({self.N} x {self.N}); "
+                f"pass N={self.N}"
+            )
+        nn = self.group_indices(
+            K, nsamples, seed, sequential_sampling, gridsize, enable_oversampling,
+            neighbor_pool_size,
+        )
+        return build_grouped_dict(
+            diff3d=self.diff3d, xcoords=self.xcoords, ycoords=self.ycoords,
+            xcoords_start=self.xcoords_start, ycoords_start=self.ycoords_start,
+            nn_indices=nn, N=self.N, objectGuess=self.objectGuess, Y=self.Y,
+            y_centring=y_centring,
+        )

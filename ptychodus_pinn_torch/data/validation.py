@@ -1,0 +1,218 @@
+"""Checks and conversions of the arrays of the NPZ contract (upstream reference §1.1-1.3).
+
+Every check raises :class:`DataError` naming the key, the value seen and the fix. The
+amplitude/intensity policy for ``diff3d`` lives here (see specs/DATA.md, DATA-004).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from ptychodus_pinn_torch.data.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+DiffractionKind = Literal["auto", "amplitude", "intensity"]
+DIFFRACTION_KINDS: tuple[str, ...] = ("auto", "amplitude", "intensity")
+
+
+def _real_numeric(key: str, value: object) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise DataError(f"{key} has dtype object; pass a numeric array")
+    if array.dtype.kind not in "iuf":
+        raise DataError(
+            f"{key} must be a real numeric array, got dtype {array.dtype}; convert it "
+            "(e.g. np.asarray(value, dtype=np.float64))"
+        )
+    return array
+
+
+def coordinates(key: str, value: object) -> np.ndarray:
+    """A 1-D finite coordinate array as float64 ``(M,)`` (object pixels)."""
+    array = _real_numeric(key, value)
+    if array.ndim != 1:
+        raise DataError(f"{key} must be 1-D (M,), got shape {array.shape}; flatten it")
+    array = array.astype(np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{key} has {int(bad.sum())} non-finite values (first at index {first}: "
+            f"{array[first]}); remove or fix those positions"
+        )
+    return array
+
+
+def looks_like_counts(array: np.ndarray) -> bool:
+    """True if ``array`` holds integer-valued floats above 1 (detector counts, not amplitudes).
+
+    Amplitudes ``sqrt(counts)`` are integer-valued only where the counts are perfect squares,
+    so an integer-valued array with a maximum above 1 is taken as intensity.
+    """
+    if array.dtype.kind in "iu":
+        return True
+    if array.size == 0:
+        return False
+    return bool(np.max(array) > 1.0 and np.all(np.floor(array) == array))
+
+
+def diffraction_amplitude(
+    value: object, kind: DiffractionKind = "auto", key: str = "diff3d"
+) -> np.ndarray:
+    """Validate diffraction data and return float32 amplitudes ``(M, N, N)``.
+
+    Args:
+        value: ``(M, N, N)`` real array, amplitude ``sqrt(counts)`` or intensity (counts).
+        kind: ``"amplitude"`` (take as is), ``"intensity"`` (apply sqrt), or ``"auto"``:
+            integer dtypes and integer-valued float data with maximum > 1 are intensity and are
+            converted with a logged warning; everything else is amplitude.
+        key: name used in messages.
+
+    Returns:
+        ``(M, N, N)`` float32 amplitudes.
+
+    Raises:
+        DataError: not 3-D, not square, empty, non-finite, negative, or an all-zero pattern.
+    """
+    if kind not in DIFFRACTION_KINDS:
+        raise DataError(f"diffraction kind must be one of {DIFFRACTION_KINDS}, got {kind!r}")
+    array = _real_numeric(key, value)
+    if array.ndim != 3:
+        raise DataError(
+            f"{key} must be 3-D (M, N, N) with one pattern per scan position, got shape "
+            f"{array.shape}; stack the patterns along the first axis"
+        )
+    if array.shape[1] != array.shape[2]:
+        raise DataError(
+            f"{key} patterns must be square N x N, got {array.shape[1]} x {array.shape[2]}; "
+            "crop the detector frames to a square"
+        )
+    if array.shape[0] == 0:
+        raise DataError(f"{key} holds no patterns (shape {array.shape}); pass at least one")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = int(np.flatnonzero(bad.reshape(array.shape[0], -1).any(axis=1))[0])
+            raise DataError(
+                f"{key} has {int(bad.sum())} non-finite values (first in pattern {first}); "
+                "mask or inpaint those pixels"
+            )
+    if array.dtype.kind != "u" and np.min(array) < 0:
+        patterns = np.flatnonzero((array < 0).reshape(array.shape[0], -1).any(axis=1))
+        raise DataError(
+            f"{key} has negative values (minimum {np.min(array)}, in patterns "
+            f"{patterns[:5].tolist()}...); diffraction must be amplitude sqrt(counts) >= 0, "
+            "clip or re-process the data"
+        )
+    totals = np.sum(array.reshape(array.shape[0], -1), axis=1, dtype=np.float64)
+    zero = np.flatnonzero(totals == 0)
+    if zero.size:
+        raise DataError(
+            f"{key} has {zero.size} all-zero patterns (indices {zero[:10].tolist()}); drop them "
+            "(RawData.subset) or check the detector data"
+        )
+    if kind == "auto":
+        if looks_like_counts(array):
+            logger.warning(
+                "%s looks like intensity (dtype %s, integer values, max %s): converting to "
+                "amplitude with sqrt. Pass diffraction_kind='amplitude' to keep it as is.",
+                key, array.dtype, np.max(array),
+            )
+            kind = "intensity"
+        else:
+            kind = "amplitude"
+    if kind == "intensity":
+        return np.sqrt(array.astype(np.float64)).astype(np.float32)
+    return array.astype(np.float32)
+
+
+def probe(value: object, N: int, key: str = "probeGuess") -> np.ndarray:
+    """Validate a probe and return it as complex64 ``(N, N)``.
+
+    A ``(modes, N, N)`` stack (ptychodus' export) is reduced to its first mode with a logged note.
+    """
+    array = np.asarray(value)
+    if array.dtype == object or array.dtype.kind not in "iufc":
+        raise DataError(f"{key} must be a numeric (complex) array, got dtype {array.dtype}")
+    if array.ndim == 3:
+        logger.info(
+            "%s has %d modes (shape %s): using the first mode (ptychodus export layout)",
+            key, array.shape[0], array.shape,
+        )
+        if array.shape[0] > 1:
+            logger.warning("%s: dropping %d incoherent probe modes", key, array.shape[0] - 1)
+        array = array[0]
+    if array.ndim != 2 or array.shape != (N, N):
+        raise DataError(
+            f"{key} must be 2-D N x N = ({N}, {N}) matching the diffraction patterns, got shape "
+            f"{np.asarray(value).shape}; pass the probe sampled on the detector grid"
+        )
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{key} has non-finite values; fix the probe")
+    if not np.any(array != 0):
+        raise DataError(f"{key} is all zeros; pass the illumination (probe) estimate")
+    return array.astype(np.complex64)
+
+
+def object_guess(value: object, key: str = "objectGuess") -> np.ndarray | None:
+    """Validate an optional object and return it as complex64 ``(H, W)`` or None."""
+    if value is None:
+        return None
+    array = np.asarray(value)
+    if array.dtype == object or array.dtype.kind not in "iufc":
+        raise DataError(f"{key} must be a numeric (complex) array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise DataError(f"{key} must be 2-D (H, W), got shape {array.shape}; pass one layer")
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{key} has non-finite values; fix or omit the object")
+    return array.astype(np.complex64)
+
+
+def scan_index(value: object, M: int, key: str = "scan_index") -> np.ndarray:
+    """Validate ``scan_index`` and return int64 ``(M,)`` (zeros when None)."""
+    if value is None:
+        return np.zeros(M, dtype=np.int64)
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu" and not (
+        array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.floor(array))
+    ):
+        raise DataError(f"{key} must hold integers, got dtype {array.dtype}")
+    if array.shape != (M,):
+        raise DataError(
+            f"{key} must be 1-D with one entry per pattern ({M},), got shape {array.shape}"
+        )
+    return array.astype(np.int64)
+
+
+def ground_truth_patches(value: object, M: int, N: int, key: str = "Y") -> np.ndarray | None:
+    """Validate optional per-pattern ground truth ``(M, N, N)`` or ``(M, N, N, 1)`` -> complex64
+    ``(M, N, N)``."""
+    if value is None:
+        return None
+    array = np.asarray(value)
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.shape != (M, N, N):
+        raise DataError(
+            f"{key} must be (M, N, N) = ({M}, {N}, {N}) complex patches, got shape "
+            f"{np.asarray(value).shape}; omit it or extract one patch per pattern"
+        )
+    if array.dtype == object or array.dtype.kind not in "iufc":
+        raise DataError(f"{key} must be numeric, got dtype {array.dtype}")
+    return array.astype(np.complex64)
+
+
+def bad_pixel_mask(value: object, N: int, key: str = "bad_pixels") -> np.ndarray | None:
+    """Validate an optional ``(N, N)`` bad-pixel mask and return it as bool or None."""
+    if value is None:
+        return None
+    array = np.asarray(value)
+    if array.shape != (N, N):
+        raise DataError(f"{key} must be ({N}, {N}) like one pattern, got shape {array.shape}")
+    if array.dtype.kind not in "biu":
+        raise DataError(f"{key} must be a boolean mask, got dtype {array.dtype}")
+    return array.astype(bool)
