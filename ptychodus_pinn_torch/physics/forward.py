@@ -1,10 +1,14 @@
-"""Far-field forward model and the photon-count intensity scale."""
+"""Far-field forward model; re-exports the photon-count intensity scale of the data layer."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+
+# One implementation of the closed-form scale s = sqrt(nphotons) / (N/2) (reference §3.2) lives
+# in the data layer (numpy); physics re-exports it so model code finds it next to the physics.
+from ptychodus_pinn_torch.data.normalize import intensity_scale
 
 __all__ = ["pad_and_diffract", "intensity_scale"]
 
@@ -31,21 +35,3 @@ def pad_and_diffract(psi: torch.Tensor) -> torch.Tensor:
     H, W = int(psi.shape[-2]), int(psi.shape[-1])
     spectrum = torch.fft.fftshift(torch.fft.fft2(psi), dim=(-2, -1))
     return torch.abs(spectrum) / math.sqrt(H * W)
-
-
-def intensity_scale(nphotons: float, N: int) -> float:
-    """Closed-form intensity scale ``s = sqrt(nphotons) / (N / 2)`` (reference §3.2).
-
-    ``nphotons`` > 0 (expected photons per pattern), ``N`` the patch size in pixels. Examples:
-    nphotons=1e9 -> 988.21 at N=64, 494.11 at N=128; nphotons=1e6, N=64 -> 31.25.
-    """
-    if isinstance(nphotons, bool) or not (
-        isinstance(nphotons, (int, float)) and math.isfinite(nphotons) and nphotons > 0
-    ):
-        raise ValueError(
-            f"intensity_scale: nphotons must be a finite number > 0, got {nphotons!r}; "
-            "use e.g. 1e9"
-        )
-    if isinstance(N, bool) or not isinstance(N, int) or N < 1:
-        raise ValueError(f"intensity_scale: N must be a positive int, got {N!r}")
-    return math.sqrt(float(nphotons)) / (N / 2.0)
