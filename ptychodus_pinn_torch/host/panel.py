@@ -257,9 +257,15 @@ class PINNTorchViewControllerFactory(ReconstructorViewControllerFactory):
         return str(self._library.name)
 
     def create_view_controller(self, reconstructor_name: str) -> QWidget:
+        # ptychodus passes the name casefolded; show the library's own spelling
+        shown = next(
+            (str(r.name) for r in self._library
+             if str(r.name).casefold() == reconstructor_name.casefold()),
+            reconstructor_name,
+        )
         return build_settings_panel(
             self._groups,
-            reconstructor_name,
+            shown,
             library_name=self.name,
             file_dialog_factory=self._file_dialog_factory,
         )

@@ -1,0 +1,180 @@
+"""End-to-end GUI test: the real ptychodus main window, export -> train -> infer -> object view.
+
+``tests/gui_driver.py`` runs the stock ``ptychodus.__main__.main()`` with this package's hooks
+installed, in a child process, on an X server started here with Xvfb when it is installed
+(``QT_QPA_PLATFORM=xcb``; also an ImageMagick root-window grab), else on Qt's offscreen
+platform. The child acts like a user (see its docstring) and writes ``report.json`` plus
+screenshots into ``test-artifacts/gui/`` (git-ignored); this test checks what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("PyQt5")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "gui"
+EPOCHS = 2
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+def _free_display() -> int:
+    for number in range(99, 200):
+        if not (Path(f"/tmp/.X{number}-lock").exists()
+                or Path(f"/tmp/.X11-unix/X{number}").exists()):
+            return number
+    raise RuntimeError("no free X display number in :99..:199")
+
+
+@pytest.fixture(scope="module")
+def display_env() -> Iterator[dict[str, str]]:
+    """Environment for the GUI child: a fresh Xvfb display if Xvfb exists, else offscreen."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+    )
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["MPLBACKEND"] = "Agg"
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        env["QT_QPA_PLATFORM"] = "offscreen"
+        yield env
+        return
+    number = _free_display()
+    proc = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb :{number} did not start (exit {proc.poll()})")
+            time.sleep(0.05)
+        env["DISPLAY"] = f":{number}"
+        env["QT_QPA_PLATFORM"] = "xcb"
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def gui_run(display_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+            ) -> dict[str, Any]:
+    """Run the driver once; return its report plus exit code and output tail."""
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    workdir = tmp_path_factory.mktemp("gui_e2e")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "gui_driver.py"), "--workdir", str(workdir),
+         "--artifacts", str(ARTIFACTS), "--epochs", str(EPOCHS), "--timeout", "90"],
+        cwd=ROOT, env=display_env, capture_output=True, text=True, timeout=240,
+    )
+    (ARTIFACTS / "driver.log").write_text(done.stdout + done.stderr)
+    report_file = ARTIFACTS / "report.json"
+    report: dict[str, Any] = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    report["_rc"] = done.returncode
+    report["_tail"] = (done.stdout + done.stderr)[-4000:]
+    report["_wall_s"] = time.monotonic() - started
+    report["_platform"] = display_env["QT_QPA_PLATFORM"]
+    return report
+
+
+def _step(report: dict[str, Any], name: str) -> dict[str, Any]:
+    for entry in report.get("steps", []):
+        if entry["step"] == name:
+            return entry
+    raise AssertionError(
+        f"the GUI session never reached step {name!r}; error: {report.get('error')}\n"
+        f"exit code {report['_rc']}; output tail:\n{report['_tail']}"
+    )
+
+
+def test_session_completes_and_exits_cleanly(gui_run: dict[str, Any]) -> None:
+    assert gui_run.get("ok") is True, gui_run.get("error") or gui_run["_tail"]
+    assert gui_run["main_rc"] == 0
+    assert gui_run["_rc"] == 0, gui_run["_tail"]  # no interpreter abort at teardown (134)
+
+
+def test_our_reconstructor_is_selectable_with_our_panel(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "algorithm_selected")
+    assert "ptychopinn-pytorch_pinn" in step["items"]
+    assert "ptychopinn-pytorch_supervised" in step["items"]
+    assert step["selected"] == "ptychopinn-pytorch_pinn"
+    assert step["page"] == "PINNTorchPanel-pinn"
+    assert step["button"] == "Infer" and step["train_visible"] is True
+    assert step["infer_enabled"] is False  # no model yet
+    settings = _step(gui_run, "settings_typed")
+    assert settings["epochs"] == EPOCHS and settings["filter_scale"] == 1
+    assert settings["batch"] == "16" and settings["device"] == "cpu"
+
+
+def test_export_writes_the_training_npz(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "exported")
+    assert {"diff3d", "probeGuess", "xcoords", "ycoords", "objectGuess"} <= set(step["keys"])
+    shape, dtype = step["diff3d"]
+    assert shape == [64, 64, 64] and dtype == "float32"
+
+
+def test_infer_is_enabled_right_after_training(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "trained")
+    assert step["button"] == "Infer"
+    assert step["infer_enabled"] is True, (
+        "Infer stayed disabled after training; controller fix-ups attached: "
+        f"{step['fixups']} (host/install.py's ProcessingController wrapper must call "
+        "host.panel.attach_controller_fixups(controller, processing_api))"
+    )
+    assert "loaded_model_manually" not in [s["step"] for s in gui_run["steps"]]
+
+
+def test_training_reports_progress_every_epoch(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "trained")
+    progress = [tuple(p) for p in step["progress"]]
+    assert progress, "no progress updates during training"
+    goals = {goal for _, goal in progress}
+    assert goals == {EPOCHS}, progress
+    seen = [value for value, _ in progress]
+    assert all(epoch in seen for epoch in range(1, EPOCHS + 1)), progress
+    assert seen == sorted(seen)  # never goes backwards
+
+
+def test_inference_shows_a_nontrivial_object_and_the_losses(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "inferred")
+    assert step["object_shape"] == step["input_shape"]
+    assert step["finite"] is True
+    assert step["amp_std"] > 1e-6 and step["amp_mean"] > 0
+    losses = step["losses"]
+    assert [epoch for epoch, _ in losses] == list(range(1, EPOCHS + 1)) or len(losses) >= EPOCHS
+    assert all(value == value and abs(value) != float("inf") for _, value in losses)
+    assert step["plot_points"] and max(step["plot_points"]) == len(losses)
+
+
+def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "object_shown")
+    assert step["image"]["std"] > 1.0 and step["image"]["colors"] > 16
+    shots = gui_run["screenshots"]
+    for name in ("1_panel_selected", "3_after_infer", "4_object_view"):
+        assert Path(shots[name]["window"]).is_file()
+        assert shots[name]["window_stats"]["std"] > 5.0, shots[name]
+        if gui_run["_platform"] == "xcb" and "x11_stats" in shots[name]:
+            assert shots[name]["x11_stats"]["std"] > 5.0
+    assert gui_run["_wall_s"] < 120
