@@ -1,0 +1,16 @@
+"""Stitching of object patches: upstream ``reassemble_position`` and stitching onto the input
+object's pixel grid. Vectorized bilinear splats, chunked, on the tensors' device.
+Rules: specs/STITCH.md.
+"""
+
+from .object_grid import ObjectGridAccumulator, stitch_to_object_grid
+from .reassemble import reassemble_geometry, reassemble_position
+from .splat import CanvasAccumulator
+
+__all__ = [
+    "CanvasAccumulator",
+    "ObjectGridAccumulator",
+    "reassemble_geometry",
+    "reassemble_position",
+    "stitch_to_object_grid",
+]
