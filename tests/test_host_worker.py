@@ -1,7 +1,7 @@
 """The child-process runner: progress, Stop within a second, a killed child, errors, logs.
 
-The jobs below run in a real spawned child (the target is this test module, importable in the
-child because pytest puts tests/ on sys.path and spawn copies sys.path).
+The jobs below run in a real child interpreter (the target is this test module, importable in
+the child because pytest puts tests/ on sys.path and the runner hands sys.path to the child).
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ __all__ = [
     "scan_arrays_from_input",
 ]
 
-#: keys written to a training NPZ (``bad_pixels`` is informative; RawData ignores it)
+#: keys written to a training NPZ. ``bad_pixels`` is deliberately absent: its presence marks
+#: ptychodus' own (intensity) export layout, which readers convert with a sqrt.
 CONTRACT_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start", "diff3d",
-                 "probeGuess", "objectGuess", "scan_index", "bad_pixels")
+                 "probeGuess", "objectGuess", "scan_index")
 
 
 def _fill_bad_pixels(intensity: np.ndarray, bad_pixels: np.ndarray) -> np.ndarray:
@@ -57,8 +58,7 @@ def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray
         libraries use); ``xcoords_start``/``ycoords_start`` the same values;
       - ``probeGuess`` (N, N) complex64: incoherent mode 0 of the probe without OPR modes;
       - ``objectGuess`` (H, W) complex64: layer 0 of the input object;
-      - ``scan_index`` (M,) int64 zeros (one object);
-      - ``bad_pixels`` (N, N) bool: the pixels that were filled.
+      - ``scan_index`` (M,) int64 zeros (one object).
 
     Raises ValueError naming the array and the fix for non-square patterns, a pattern/position
     count mismatch, a probe whose size differs from the patterns, or non-finite values.
@@ -103,7 +103,6 @@ def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray
         "probeGuess": np.asarray(probe, dtype=np.complex64),
         "objectGuess": np.asarray(product.object_.get_layer(0), dtype=np.complex64),
         "scan_index": np.zeros(patterns.shape[0], dtype=np.int64),
-        "bad_pixels": bad,
     }
 
 

@@ -98,7 +98,7 @@ class PINNTorchReconstructor(TrainableReconstructor):
         data = RawData.from_coords_without_pc(
             xcoords=arrays["xcoords"], ycoords=arrays["ycoords"], diff3d=arrays["diff3d"],
             probeGuess=arrays["probeGuess"], scan_index=arrays["scan_index"],
-            objectGuess=arrays["objectGuess"],
+            objectGuess=arrays["objectGuess"], diffraction_kind="amplitude",
         )
         execution = self._settings.spec_values()["execution"]
         result = reconstruct(self._bundle, data,

@@ -3,38 +3,42 @@
 ptychodus' own ``SubprocessReconstructor`` waits forever on a child that dies without saying so
 (out-of-memory kill, segfault). This runner does not:
 
-- the child is started with the ``spawn`` context (a fresh interpreter: no inherited CUDA or Qt
-  state) and gets only a small JSON payload; big arrays travel as file paths;
-- every message is a tuple of plain strings and numbers (``kind``, JSON text); nothing that
-  could carry code is exchanged, and nothing is ever unpickled from a file;
-- the parent polls the queue with a timeout and checks ``process.is_alive()`` between polls: a
-  child that dies without its final message becomes :class:`WorkerDiedError` within
-  ``poll_s`` seconds, naming the exit code or signal;
-- Stop sets a ``multiprocessing.Event`` the job polls (every batch in training); the child then
-  finishes the current step, saves, and reports ``done``. If it does not within ``grace_s``
-  seconds it gets SIGTERM, then SIGKILL;
-- the child's log records are forwarded to the parent and re-logged under their own logger
-  names (so ``ptychodus_pinn_torch.*`` records reach ptychodus' log pane).
+- the child is a fresh interpreter (``python -m ptychodus_pinn_torch.host.worker``, no inherited
+  CUDA or Qt state, and unlike ``multiprocessing``'s spawn it never re-imports the caller's
+  ``__main__``, so scripts without an ``if __name__ == "__main__"`` guard work); it gets a small
+  JSON payload on stdin; big arrays travel as file paths;
+- messages come back as JSON lines on a private pipe; nothing is ever unpickled;
+- the parent polls with a timeout and checks the child's exit status between polls: a child
+  that dies without its final message becomes :class:`WorkerDiedError` within ``poll_s``
+  seconds, naming the exit code or signal;
+- Stop writes ``stop`` to the child's stdin; the job polls ``channel.should_stop()`` (every
+  batch in training), finishes the step, saves and reports ``done``. If it does not within
+  ``grace_s`` seconds it gets SIGTERM, then SIGKILL. A child whose parent disappears (stdin
+  closed) stops the same way;
+- the child's log records are forwarded and re-logged under their own logger names (so
+  ``ptychodus_pinn_torch.*`` records reach ptychodus' log pane).
 
 A job is a function ``fn(payload: dict, channel: WorkerChannel) -> dict`` named
-``"module:function"``; its return value (JSON-able) is the ``done`` message.
+``"module:function"``; its JSON-able return value is the ``done`` message.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import logging
-import multiprocessing
-import multiprocessing.process
 import os
 import queue as queue_module
 import signal
+import subprocess
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,10 @@ __all__ = [
     "WorkerError",
     "WorkerEvent",
     "WorkerRun",
+    "run_to_completion",
 ]
+
+_EOF = object()
 
 
 class WorkerError(RuntimeError):
@@ -63,7 +70,7 @@ class WorkerDiedError(RuntimeError):
 @dataclass(frozen=True)
 class WorkerEvent:
     """One message of the child: ``kind`` (``"epoch"``, ``"done"``, ... or ``"heartbeat"`` when
-    nothing arrived within the poll interval) and its JSON-decoded ``data``."""
+    nothing arrived within the poll interval) and its ``data``."""
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -72,81 +79,71 @@ class WorkerEvent:
 class WorkerChannel:
     """What a job sees of its parent: :meth:`emit` messages, :meth:`should_stop` polls Stop."""
 
-    def __init__(self, queue: Any, stop_event: Any) -> None:
-        self._queue = queue
+    def __init__(self, stream: IO[str], stop_event: threading.Event) -> None:
+        self._stream = stream
         self._stop_event = stop_event
+        self._lock = threading.Lock()
 
     def emit(self, kind: str, data: dict[str, Any] | None = None) -> None:
-        """Send ``(kind, json.dumps(data))`` to the parent; ``data`` must be JSON-able."""
-        self._queue.put((kind, json.dumps(data or {})))
+        """Send one JSON line ``{"kind": kind, "data": data}``; ``data`` must be JSON-able."""
+        line = json.dumps({"kind": kind, "data": data or {}})
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
 
     def should_stop(self) -> bool:
         """True once the parent asked the job to stop (Stop button, generator closed)."""
-        return bool(self._stop_event.is_set())
+        return self._stop_event.is_set()
 
 
-class _QueueLogHandler(logging.Handler):
-    def __init__(self, queue: Any) -> None:
+class _ChannelLogHandler(logging.Handler):
+    def __init__(self, channel: WorkerChannel) -> None:
         super().__init__()
-        self._queue = queue
+        self._channel = channel
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info))
-            self._queue.put(("log", json.dumps(
-                {"level": record.levelno, "name": record.name, "message": message})))
+            self._channel.emit("log", {"level": record.levelno, "name": record.name,
+                                       "message": message})
         except Exception:
             self.handleError(record)
 
 
-def _child_main(target: str, payload_json: str, queue: Any, stop_event: Any,
-                log_level: int) -> None:
-    """Entry of the spawned process: forward logs, run the job, report done or error."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    root.addHandler(_QueueLogHandler(queue))
-    root.setLevel(log_level)
-    channel = WorkerChannel(queue, stop_event)
-    try:
-        module_name, _, function_name = target.partition(":")
-        function = getattr(importlib.import_module(module_name), function_name)
-        result = function(json.loads(payload_json), channel)
-        channel.emit("done", result if isinstance(result, dict) else {})
-    except BaseException as exc:  # report everything, including KeyboardInterrupt
-        queue.put(("error", json.dumps({
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "traceback": traceback.format_exc(),
-        })))
-    finally:
-        queue.close()
-        queue.join_thread()
-
-
-def _describe_exit(exitcode: int | None) -> str:
-    if exitcode is None:
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
         return "is still running"
-    if exitcode < 0:
+    if returncode < 0:
         try:
-            name = signal.Signals(-exitcode).name
+            name = signal.Signals(-returncode).name
         except ValueError:
-            name = f"signal {-exitcode}"
+            name = f"signal {-returncode}"
         hint = " (the system's out-of-memory killer sends SIGKILL)" if name == "SIGKILL" else ""
         return f"was killed by {name}{hint}"
-    return f"exited with code {exitcode}"
+    return f"exited with code {returncode}"
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment with its ``sys.path`` on ``PYTHONPATH`` (as spawn would do), so
+    the child imports the same modules (source checkouts, test folders) as the parent."""
+    env = dict(os.environ)
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
 
 
 class WorkerRun:
-    """One child process running one job; iterate :meth:`events` or call :meth:`next_event`.
+    """One child process running one job; call :meth:`start`, then :meth:`next_event`.
 
     :param target: ``"module:function"`` of the job.
     :param payload: JSON-able dict handed to the job.
     :param start_timeout_s: seconds the child may take to send its first message.
-    :param poll_s: queue poll interval, i.e. the heartbeat period and the time within which a
-        dead child is noticed.
+    :param poll_s: poll interval: the heartbeat period and the time within which a dead child
+        is noticed.
     :param grace_s: seconds a stopped child gets to finish before SIGTERM (then 2 s to SIGKILL).
     :param label: names the job in messages (e.g. ``"training worker"``).
     """
@@ -160,10 +157,8 @@ class WorkerRun:
         self.start_timeout_s = float(start_timeout_s)
         self.result: dict[str, Any] | None = None
         self._payload_json = json.dumps(payload)
-        self._context = multiprocessing.get_context("spawn")
-        self._queue: Any = self._context.Queue()
-        self._stop_event: Any = self._context.Event()
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._lines: queue_module.Queue[Any] = queue_module.Queue()
         self._started_at = 0.0
         self._heard_from_child = False
         self._finished = False
@@ -179,37 +174,67 @@ class WorkerRun:
 
     def start(self) -> WorkerRun:
         level = logging.getLogger("ptychodus_pinn_torch").getEffectiveLevel()
-        self._process = self._context.Process(
-            target=_child_main,
-            args=(self.target, self._payload_json, self._queue, self._stop_event, level),
-            name=f"ptychodus-pinn-torch {self.label}",
-            daemon=True,
-        )
+        read_fd, write_fd = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ptychodus_pinn_torch.host.worker", "--target",
+                 self.target, "--fd", str(write_fd), "--log-level", str(level)],
+                stdin=subprocess.PIPE, pass_fds=(write_fd,), env=_child_env(), text=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
         self._started_at = time.monotonic()
-        self._process.start()
+        reader = os.fdopen(read_fd, "r", encoding="utf-8")
+        threading.Thread(target=self._read_lines, args=(reader,), daemon=True,
+                         name=f"{self.label} reader").start()
+        self._send(self._payload_json)
         logger.info("%s started (pid %s)", self.label, self._process.pid)
         return self
 
+    def _read_lines(self, reader: IO[str]) -> None:
+        with reader:
+            for line in reader:
+                self._lines.put(line)
+        self._lines.put(_EOF)
+
+    def _send(self, line: str) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(line + "\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the child is gone; next_event reports how it ended
+
     def request_stop(self) -> None:
         """Ask the job to stop at its next poll of ``channel.should_stop()``."""
-        self._stop_event.set()
+        if self._process is not None:
+            self._send("stop")
 
-    def _handle(self, kind: str, data_json: str) -> WorkerEvent | None:
+    def _handle(self, line: str) -> WorkerEvent | None:
         self._heard_from_child = True
-        data = json.loads(data_json)
+        try:
+            message = json.loads(line)
+            kind, data = str(message["kind"]), dict(message.get("data") or {})
+        except (ValueError, KeyError, TypeError):
+            logger.warning("%s: unreadable message %r", self.label, line[:200])
+            return None
         if kind == "log":
             logging.getLogger(str(data.get("name", "ptychodus_pinn_torch"))).log(
                 int(data.get("level", logging.INFO)), "%s", data.get("message", ""))
             return None
         if kind == "error":
             self._finished = True
-            self._join()
-            message = f"{self.label} failed: {data.get('type')}: {data.get('message')}"
-            raise WorkerError(message, str(data.get("type", "")), str(data.get("traceback", "")))
+            self._reap()
+            message_text = f"{self.label} failed: {data.get('type')}: {data.get('message')}"
+            raise WorkerError(message_text, str(data.get("type", "")),
+                              str(data.get("traceback", "")))
         if kind == "done":
             self._finished = True
             self.result = data
-            self._join()
+            self._reap()
         return WorkerEvent(kind, data)
 
     def next_event(self) -> WorkerEvent:
@@ -228,33 +253,45 @@ class WorkerRun:
             if remaining <= 0:
                 break
             try:
-                kind, data_json = self._queue.get(timeout=remaining)
+                line = self._lines.get(timeout=remaining)
             except queue_module.Empty:
                 break
-            event = self._handle(kind, data_json)
+            if line is _EOF:
+                self._died()
+            event = self._handle(line)
             if event is not None:
                 return event
         self._check_alive()
         return WorkerEvent("heartbeat")
 
+    def _died(self) -> None:
+        """The message pipe closed without ``done``/``error``: the child is gone."""
+        assert self._process is not None
+        try:
+            self._process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._finished = True
+        raise WorkerDiedError(
+            f"{self.label} (pid {self._process.pid}) {_describe_exit(self._process.returncode)}"
+            " before it finished; no result was produced. If it ran out of memory, lower the "
+            "batch size or the number of groups, or train on the CPU."
+        )
+
     def _check_alive(self) -> None:
         assert self._process is not None
-        if not self._process.is_alive():
-            # the child may have sent its last messages just before exiting: drain them
+        if self._process.poll() is not None:
+            # the pipe may still hold the child's last lines: read them up to the end
             while True:
                 try:
-                    kind, data_json = self._queue.get(timeout=0.2)
+                    line = self._lines.get(timeout=1.0)
                 except queue_module.Empty:
-                    break
-                event = self._handle(kind, data_json)
+                    self._died()
+                if line is _EOF:
+                    self._died()
+                event = self._handle(line)
                 if event is not None and event.kind == "done":
                     return
-            self._finished = True
-            raise WorkerDiedError(
-                f"{self.label} (pid {self._process.pid}) {_describe_exit(self._process.exitcode)}"
-                " before it finished; no result was produced. If it ran out of memory, lower "
-                "the batch size or the number of groups, or train on the CPU."
-            )
         if (not self._heard_from_child
                 and time.monotonic() - self._started_at > self.start_timeout_s):
             self.kill()
@@ -289,21 +326,32 @@ class WorkerRun:
         return self.result
 
     def kill(self) -> None:
-        """SIGTERM, then SIGKILL after 2 s; then release the queue."""
+        """SIGTERM, then SIGKILL after 2 s."""
         self._finished = True
         process = self._process
-        if process is not None and process.is_alive():
+        if process is not None and process.poll() is None:
             process.terminate()
-            process.join(2.0)
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGKILL)
-                process.join(2.0)
-        self._join()
+            try:
+                process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(2.0)
+        self._reap()
 
-    def _join(self) -> None:
-        if self._process is not None:
-            self._process.join(5.0)
-        self._queue.cancel_join_thread()
+    def _reap(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(2.0)
 
 
 def run_to_completion(run: WorkerRun,
@@ -317,3 +365,45 @@ def run_to_completion(run: WorkerRun,
             on_event(event)
         if event.kind == "done":
             return event.data
+
+
+# ------------------------------------------------------------------------------ child side
+def _watch_stdin(stop_event: threading.Event) -> None:
+    for line in sys.stdin:
+        if line.strip() == "stop":
+            stop_event.set()
+    stop_event.set()  # parent gone (stdin closed): stop as well
+
+
+def _child_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ptychodus_pinn_torch.host.worker")
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--log-level", type=int, default=logging.INFO)
+    args = parser.parse_args(argv)
+    stream = os.fdopen(args.fd, "w", encoding="utf-8")
+    stop_event = threading.Event()
+    channel = WorkerChannel(stream, stop_event)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_ChannelLogHandler(channel))
+    root.setLevel(args.log_level)
+    try:
+        payload = json.loads(sys.stdin.readline())
+        threading.Thread(target=_watch_stdin, args=(stop_event,), daemon=True).start()
+        module_name, _, function_name = args.target.partition(":")
+        function = getattr(importlib.import_module(module_name), function_name)
+        result = function(payload, channel)
+        channel.emit("done", result if isinstance(result, dict) else {})
+        return 0
+    except BaseException as exc:  # report everything, including KeyboardInterrupt
+        channel.emit("error", {"type": type(exc).__name__, "message": str(exc),
+                               "traceback": traceback.format_exc()})
+        return 1
+    finally:
+        stream.close()
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())
