@@ -208,8 +208,9 @@ class DecoderLast(nn.Module):
         return out
 
 
-class Decoder(nn.Sequential):
-    """One head: up-blocks from the 8x8 bottleneck to N/2, then ``DecoderLast`` to N x N."""
+class Decoder(nn.Module):
+    """One head: ``blocks`` (up-blocks from the 8x8 bottleneck to N/2), then ``last``
+    (``DecoderLast``) to N x N: ``(B, in_ch, 8, 8) -> (B, nf, N, N)``."""
 
     def __init__(
         self,
@@ -222,17 +223,20 @@ class Decoder(nn.Sequential):
         pad_object: bool,
         probe_big: bool,
     ) -> None:
+        super().__init__()
         layers: list[nn.Module] = []
         ch = in_ch
         for f in widths.decoder:
             layers.append(ConvUpBlock(ch, f))
             ch = f
-        layers.append(
-            DecoderLast(
-                ch, out_ch, n, widths.last, activation, pad_object=pad_object, probe_big=probe_big
-            )
+        self.blocks = nn.Sequential(*layers)
+        self.last = DecoderLast(
+            ch, out_ch, n, widths.last, activation, pad_object=pad_object, probe_big=probe_big
         )
-        super().__init__(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z``: (B, in_ch, 8, 8) bottleneck -> (B, nf, N, N)."""
+        return self.last(self.blocks(z))
 
 
 class Generator(nn.Module):

@@ -106,12 +106,19 @@ def extract_patches(canvas: torch.Tensor, positions: torch.Tensor, n: int) -> to
 def merge_patches(patches: torch.Tensor, positions: torch.Tensor, p: int) -> torch.Tensor:
     """Merge channel patches onto one canvas (upstream ``ReassemblePatchesLayer``, corrected).
 
-    Each patch is zero-padded to ``P`` and translated by ``-positions[:, c]``. A canvas pixel
-    takes the average of the patches whose central ``N/2 x N/2`` square (``centre_mask``)
-    covers it, weighted by the translated mask; a pixel covered by no centre square but by some
-    patch takes the plain average of the covering patches (weights = translated ones); a pixel
-    covered by nothing is 0. At gridsize 1 with position 0 the canvas is the padded patch
-    exactly. See MODEL.md for the deviation from upstream's ``/(sum of masks + 0.001)``.
+    Each patch is zero-padded to ``P`` and translated by ``-positions[:, c]`` (``T_c``). With
+    ``M`` the centre mask (ones on the central ``N/2 x N/2`` square), the centre coverage
+    ``k = sum_c T_c(M)``, ``num = sum_c T_c(M * patch_c)`` and the plain average
+    ``avg = sum_c T_c(patch_c) / sum_c T_c(1)`` (0 where no patch covers the pixel)::
+
+        canvas = num / k                    where k >= 1  (covered by centre squares)
+        canvas = num + (1 - k) * avg        where k <  1  (border, and centre-square edges)
+
+    Every canvas pixel is thus a convex combination of patch values: the centre squares are
+    averaged where they cover the pixel, patch borders fill in the rest, in proportion to the
+    uncovered fraction. The result is continuous in ``k`` and, at gridsize 1 with position 0,
+    equal to the padded patch. See MODEL.md (MODEL-010) for the deviation from upstream's
+    ``sum_c T_c(patch_c) / (sum_c T_c(M) + 0.001)``.
 
     Args:
         patches: ``(B, C, N, N)`` complex64.
@@ -132,10 +139,10 @@ def merge_patches(patches: torch.Tensor, positions: torch.Tensor, p: int) -> tor
     shifts = (-positions.reshape(b * c, 2).to(torch.float32)).repeat(3, 1)
     moved = translate(pad_to_canvas(stack, p), shifts).reshape(3, b, c, p, p).sum(dim=2)
     num_centre, num_all, counts = moved[0], moved[1], moved[2]
-    count_centre, count_all = counts.real, counts.imag
-    centre_ok = count_centre > COVERAGE_EPS
-    any_ok = count_all > COVERAGE_EPS
-    centre_avg = num_centre / count_centre.clamp_min(COVERAGE_EPS)
-    all_avg = num_all / count_all.clamp_min(COVERAGE_EPS)
-    zero = torch.zeros_like(centre_avg)
-    return torch.where(centre_ok, centre_avg, torch.where(any_ok, all_avg, zero))
+    coverage, count_all = counts.real, counts.imag
+    plain = num_all / count_all.clamp_min(COVERAGE_EPS)
+    plain = torch.where(count_all > COVERAGE_EPS, plain, torch.zeros_like(plain))
+    full = coverage >= 1.0
+    inside = num_centre / torch.where(full, coverage, torch.ones_like(coverage))
+    edge = num_centre + (1.0 - coverage) * plain
+    return torch.where(full, inside, edge)
