@@ -2,10 +2,10 @@
 
 ``--to torch`` (default) reads one spec config (a ModelConfig, a TrainingConfig with its nested
 ``model``, or an InferenceConfig: keys are the spec field names) and prints
-``{"data", "model", "training", "inference", "overrides"}``: the PyTorch dataclasses and the
-spec fields they cannot carry. ``--to spec`` reads such a document (``data``/``model`` needed,
-``training``, ``inference`` and ``overrides`` optional) and prints the spec configs and the
-legacy params dict. Imports the config layer only (no torch).
+``{"data", "model", "inference", "overrides"}`` plus ``"training"`` for a TrainingConfig: the
+PyTorch dataclasses and the spec fields they cannot carry. ``--to spec`` reads such a
+document (``data``/``model`` needed; ``training``, ``inference``, ``overrides`` optional)
+and prints the spec configs and the legacy params dict. Imports the config layer only (no torch).
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ def spec_document_to_torch(doc: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "data": torch_to_dict(configs.data),
         "model": torch_to_dict(configs.model),
-        "training": torch_to_dict(configs.training),
         "inference": torch_to_dict(configs.inference),
         "overrides": {
             "model": dict(ov.model),
@@ -77,6 +76,8 @@ def spec_document_to_torch(doc: Mapping[str, Any]) -> dict[str, Any]:
             "inference": dict(ov.inference),
         },
     }
+    if ov.training:  # a training section only for a spec TrainingConfig
+        out["training"] = torch_to_dict(configs.training)
     return json.loads(json.dumps(out, default=str))
 
 
