@@ -38,7 +38,8 @@ LOSS_FUNCTIONS: tuple[str, ...] = ("MAE", "Poisson")
 REGULARIZER_LOSSES: tuple[str | None, ...] = ("Total_Variation", "Mean_Deviation", None)
 PT_SCHEDULERS: tuple[str, ...] = ("Default", "Exponential", "MultiStage", "Adaptive")
 TORCH_LOSS_MODES: tuple[str, ...] = ("poisson", "mae")
-ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "tpu", "mps")
+#: upstream Nov-2025 also lists 'tpu'; HEAD rejects it with its own message, as we do.
+ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps")
 CHECKPOINT_MODES: tuple[str, ...] = ("min", "max")
 
 
@@ -282,12 +283,7 @@ class ExecutionConfig:
 
     def __post_init__(self) -> None:
         o = "ExecutionConfig"
-        check_choice(o, "accelerator", self.accelerator, ACCELERATORS)
-        if self.accelerator == "tpu":
-            raise ValueError(
-                "ExecutionConfig.accelerator='tpu' is not supported by the PyTorch backend; "
-                "use 'auto', 'cpu', 'gpu', 'cuda' or 'mps'"
-            )
+        _check_accelerator(self.accelerator)
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) \
                 or self.num_workers < 0:
             raise ValueError(f"ExecutionConfig.num_workers={self.num_workers!r} must be >= 0")
@@ -318,6 +314,15 @@ class ExecutionConfig:
             check_bool(o, name, getattr(self, name))
 
 
+def _check_accelerator(accelerator: Any) -> None:
+    if accelerator == "tpu":
+        raise ValueError(
+            "ExecutionConfig.accelerator='tpu' is not supported by the PyTorch backend; "
+            "use 'auto', 'cpu', 'gpu', 'cuda' or 'mps'"
+        )
+    check_choice("ExecutionConfig", "accelerator", accelerator, ACCELERATORS)
+
+
 def resolve_accelerator(accelerator: str, *, cuda_available: bool) -> str:
     """Resolve ``ExecutionConfig.accelerator`` to the device kind to use.
 
@@ -325,7 +330,7 @@ def resolve_accelerator(accelerator: str, *, cuda_available: bool) -> str:
     POLICY-001); 'gpu' becomes 'cuda'; others pass through. The caller (the engine) supplies
     ``cuda_available`` from ``torch.cuda.is_available()`` so this module never imports torch.
     """
-    check_choice("ExecutionConfig", "accelerator", accelerator, ACCELERATORS)
+    _check_accelerator(accelerator)
     if accelerator == "auto":
         if cuda_available:
             return "cuda"
