@@ -726,6 +726,7 @@ def test_refusals_are_one_line_value_errors(good: tuple[Path, ModelBundle],
         ("extra-set", ["bundle.extra", "set"]),
         ("history-object", ["bundle.history[1]"]),
         ("legacy-object", ["bundle.legacy_params", "object"]),
+        ("invalid-training", ["bundle.training_config", "batch_size"]),
     ],
 )
 def test_save_refusals(tmp_path: Path, change: str, words: list[str]) -> None:
@@ -747,6 +748,8 @@ def test_save_refusals(tmp_path: Path, change: str, words: list[str]) -> None:
         bundle.history = [{"epoch": 1}, {"epoch": object()}]
     elif change == "legacy-object":
         bundle.legacy_params = {"weird": object()}
+    elif change == "invalid-training":  # spec_from_dict would refuse it on loading
+        bundle.training_config = dataclasses.replace(bundle.training_config, batch_size=10)
     with pytest.raises(ArchiveError) as info:
         save_archive(target, bundle)
     message = str(info.value)

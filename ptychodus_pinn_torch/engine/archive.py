@@ -237,14 +237,25 @@ def _json_safe(value: Any, where: str) -> Any:
     )
 
 
-def _config_to_dict(cfg: Any, where: str) -> dict[str, Any]:
-    """A spec config dataclass as a JSON-safe dict (nested ``model`` as a dict, Paths as str)."""
-    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+def _config_to_dict(cfg: Any, kind: str, where: str) -> dict[str, Any]:
+    """A spec config (kind 'model' or 'training') as a JSON-safe dict via
+    ``config.serialize.spec_to_dict``; refused unless ``spec_from_dict`` gives it back equal
+    (so that every archive written can be read)."""
+    from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
+
+    try:
+        data = _json_safe(spec_to_dict(cfg), where)
+        back = spec_from_dict(data, kind)
+    except ArchiveError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ArchiveError(f"{where} cannot be stored: {exc}") from exc
+    if back != cfg:
         raise ArchiveError(
-            f"{where} is {type(cfg).__name__}, not a spec config dataclass; pass a "
-            f"ptychodus_pinn_torch.config.spec config."
+            f"{where} does not survive its JSON round trip ({back!r:.80} != {cfg!r:.80}); "
+            f"use plain field values."
         )
-    return _json_safe(dataclasses.asdict(cfg), where)
+    return data
 
 
 def _legacy_params(bundle: ModelBundle, intensity_scale: float) -> dict[str, Any]:
@@ -331,11 +342,11 @@ def _sha256(data: bytes) -> str:
 def build_manifest(bundle: ModelBundle, *, weights: bytes, probe_npy: bytes, n_tensors: int,
                    intensity_scale: float) -> dict[str, Any]:
     """The manifest dict that ``save_archive`` writes for ``bundle`` (see specs/ARCH.md)."""
-    model_config = _config_to_dict(bundle.model_config, "bundle.model_config")
+    model_config = _config_to_dict(bundle.model_config, "model", "bundle.model_config")
     training_config = (
         None
         if bundle.training_config is None
-        else _config_to_dict(bundle.training_config, "bundle.training_config")
+        else _config_to_dict(bundle.training_config, "training", "bundle.training_config")
     )
     history = [
         _json_safe(h, f"bundle.history[{i}]") for i, h in enumerate(bundle.history or [])
@@ -934,27 +945,14 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], where:
 
 
 def _config_from_dict(data: dict[str, Any], kind: str, where: str) -> Any:
-    """Rebuild a spec ``ModelConfig`` (kind 'model_config') or ``TrainingConfig`` (kind
-    'training_config', nested ``model``) from its manifest dict; unknown keys are refused."""
-    from ptychodus_pinn_torch.config import spec
+    """Rebuild and validate a spec config (kind 'model' or 'training') from its manifest dict
+    with ``config.serialize.spec_from_dict``; unknown or missing fields are refused."""
+    from ptychodus_pinn_torch.config.serialize import spec_from_dict
 
-    cls = spec.ModelConfig if kind == "model_config" else spec.TrainingConfig
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ArchiveError(
-            f"{where}: manifest.json {kind} has unknown fields {unknown}; it was written by a "
-            f"newer or different version, upgrade ptychodus-pinn-torch."
-        )
-    values = dict(data)
-    if cls is spec.TrainingConfig:
-        if not isinstance(values.get("model"), dict):
-            raise ArchiveError(f"{where}: manifest.json training_config lacks its 'model' object.")
-        values["model"] = _config_from_dict(values["model"], "model_config", where)
     try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ArchiveError(f"{where}: manifest.json {kind} is invalid: {exc}") from exc
+        return spec_from_dict(data, kind)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ArchiveError(f"{where}: manifest.json {kind} config is invalid: {exc}") from exc
 
 
 def load_archive(
@@ -986,11 +984,11 @@ def load_archive(
         n = int(manifest["model_config"]["N"])
         probe = _load_probe(archive.read_checked("probe"), n, where)
         state = _load_state_dict(archive.read_checked("weights"), torch.device("cpu"), where)
-    model_config = _config_from_dict(manifest["model_config"], "model_config", where)
+    model_config = _config_from_dict(manifest["model_config"], "model", where)
     training_config = (
         None
         if manifest.get("training_config") is None
-        else _config_from_dict(manifest["training_config"], "training_config", where)
+        else _config_from_dict(manifest["training_config"], "training", where)
     )
     trainable = manifest.get("trainable", {})
     from ptychodus_pinn_torch.model import build_model
