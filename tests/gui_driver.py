@@ -461,12 +461,21 @@ class GuiDriver:
         product = out_item.get_product()
         obj = product.object_.get_array()
         amp = np.abs(obj)
+        np.save(self.artifacts / "reconstructed_object.npy", obj, allow_pickle=False)
+        # the scanned region: object pixels covered by some probe position's N/2 centre
+        geometry = product.object_.get_geometry()
+        xs = geometry.map_probe_positions_to_object_x_px(product.probe_positions)
+        ys = geometry.map_probe_positions_to_object_y_px(product.probe_positions)
+        r0, r1 = int(np.ceil(min(ys))), int(np.floor(max(ys))) + 1
+        c0, c1 = int(np.ceil(min(xs))), int(np.floor(max(xs))) + 1
+        inner = amp[..., r0:r1, c0:c1]
         lines = pc._status_controller._view.axes.get_lines()
         plotted = [len(line.get_xdata()) for line in lines]
         self._step("inferred", name=out_item.get_name(), object_shape=list(obj.shape),
                    input_shape=list(self.product.object_.get_array().shape),
                    finite=bool(np.isfinite(obj).all()), amp_std=float(amp.std()),
-                   amp_mean=float(amp.mean()),
+                   amp_mean=float(amp.mean()), scanned_box=[r0, r1, c0, c1],
+                   inner_amp_std=float(inner.std()), inner_amp_mean=float(inner.mean()),
                    phase_std=float(np.angle(obj).std()),
                    losses=[(int(v.epoch), float(v.value)) for v in out_item.get_losses()],
                    plot_points=plotted, product_combo=product_combo.currentIndex())
@@ -478,9 +487,18 @@ class GuiDriver:
         tree.setCurrentIndex(tree.model().index(out_index, 0))
         item = c._object_image_controller.get_item()
         yield Wait(lambda: not item.pixmap().isNull(), 10, "the object image")
+        # what a user does to look at it: amplitude, auto colour range, zoom to fit
+        ribbon = view.object_image_view.image_ribbon
+        renderer = ribbon.colormap_group_box.renderer_combo_box
+        amplitude = renderer.findText("Amplitude")
+        if amplitude >= 0:
+            renderer.setCurrentIndex(amplitude)
+            renderer.textActivated.emit("Amplitude")
+        ribbon.data_range_group_box.auto_button.click()
+        ribbon.image_tools_group_box.home_button.click()
         yield _delay(0.5)
         self._step("object_shown", current_row=tree.currentIndex().row(),
-                   image=image_stats(item.pixmap()))
+                   renderer=renderer.currentText(), image=image_stats(item.pixmap()))
         self.screenshot("4_object_view")
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "SECTION_TITLES",
     "PINNTorchViewControllerFactory",
     "attach_controller_fixups",
+    "ControllerFixups",
     "build_settings_panel",
     "create_view_controller_factory",
     "visible_specs",
@@ -334,29 +335,105 @@ def _align_algorithm_combo(controller: Any) -> None:
         algorithm.set_value(shown)
 
 
-def attach_controller_fixups(controller: Any, processing_api: Any) -> None:
+def _needs_model(reconstructor: Any) -> bool:
+    """True for a trainable reconstructor without a loaded model (Infer would have nothing)."""
+    from ptychodus.api.reconstruct import TrainableReconstructor
+
+    trainable = isinstance(reconstructor, TrainableReconstructor)
+    flag = getattr(reconstructor, "is_trainable", None)  # ptychodus' SubprocessReconstructor
+    if isinstance(flag, bool):
+        trainable = trainable and flag
+    return trainable and not reconstructor.is_model_loaded()
+
+
+class _InferGuard:
+    """Keeps Infer disabled while the selected reconstructor has no model.
+
+    ptychodus 1.7 re-enables the Infer/Reconstruct button whenever the product selection
+    changes (``_sync_action_buttons_to_selection``), even for a trainable reconstructor with no
+    model; a click then fails deep in the reconstructor. Connected after ptychodus' own slots to
+    the same product-combo signals, this runs after them and switches Infer off again.
+    """
+
+    def __init__(self, controller: Any) -> None:
+        self._controller = controller
+
+    def apply(self, *_: Any) -> None:
+        try:
+            reconstructor = self._controller._algorithm_parameter.get_current_reconstructor()
+            if _needs_model(reconstructor):
+                self._controller._actions_view.reconstruct_button.setEnabled(False)
+        except Exception:
+            logger.exception("ptychodus-pinn-torch: Infer guard failed")
+
+    def connect(self) -> None:
+        combo = self._controller._product_view_controller.get_widget()
+        combo.currentIndexChanged.connect(self.apply)
+        combo_model = combo.model()
+        combo_model.dataChanged.connect(self.apply)
+        combo_model.rowsInserted.connect(self.apply)
+        combo_model.rowsRemoved.connect(self.apply)
+        self.apply()
+
+
+class ControllerFixups:
+    """What :func:`attach_controller_fixups` attached to one controller (kept alive by it)."""
+
+    def __init__(self) -> None:
+        self.run_observer: _RunCompletionObserver | None = None
+        self.infer_guard: _InferGuard | None = None
+        self.algorithm_aligned = False
+
+
+def attach_controller_fixups(controller: Any, processing_api: Any) -> ControllerFixups | None:
     """Attach the GUI repairs to a freshly built ptychodus ``ProcessingController``.
 
-    Call after ``ProcessingController.__init__`` has run. Idempotent (a second call on the same
-    controller does nothing) and fail-open (a ptychodus version without the expected private
-    members gets a log line, never an exception).
+    Call after ``ProcessingController.__init__`` has run. Three repairs, each fail-open (a
+    ptychodus version without the expected private members gets a log line, never an
+    exception):
+
+    - after every finished run (train, reconstruct) the controller re-syncs its buttons, so
+      Infer is enabled right after a training that loaded its model;
+    - Infer stays disabled while the selected trainable reconstructor has no model, even when
+      the product selection changes;
+    - when the saved algorithm is not installed, the algorithm shown in the combo box becomes
+      the selected one.
+
+    Idempotent: a second call on the same controller returns the first call's fix-ups.
 
     :param controller: the ``ptychodus.controller.processing.ProcessingController``.
     :param processing_api: ptychodus' ``ProcessingAPI`` (its ``task_monitor`` is observed).
+    :return: the attached :class:`ControllerFixups` (also stored on the controller as
+        ``_pinn_torch_fixups``), or None if the controller could not hold them.
     """
-    if getattr(controller, _FIXUP_ATTRIBUTE, None) is not None:
-        return
+    existing = getattr(controller, _FIXUP_ATTRIBUTE, None)
+    if isinstance(existing, ControllerFixups):
+        return existing
+    fixups = ControllerFixups()
+    try:
+        # strong reference for the controller's lifetime: PyQt5 holds slots of plain Python
+        # objects only weakly
+        setattr(controller, _FIXUP_ATTRIBUTE, fixups)
+    except Exception:
+        logger.exception("ptychodus-pinn-torch: controller fix-ups not attached")
+        return None
     try:
         monitor = processing_api.task_monitor
         if not callable(getattr(controller, "_sync_model_to_view", None)):
             raise AttributeError("ProcessingController has no _sync_model_to_view")
-        observer = _RunCompletionObserver(controller, monitor)
-        monitor.add_observer(observer)
-        setattr(controller, _FIXUP_ATTRIBUTE, observer)  # strong reference for the lifetime
+        fixups.run_observer = _RunCompletionObserver(controller, monitor)
+        monitor.add_observer(fixups.run_observer)
     except Exception:
         logger.exception("ptychodus-pinn-torch: Infer re-sync fix-up not attached")
     try:
+        guard = _InferGuard(controller)
+        guard.connect()
+        fixups.infer_guard = guard
+    except Exception:
+        logger.exception("ptychodus-pinn-torch: Infer guard not attached")
+    try:
         _align_algorithm_combo(controller)
+        fixups.algorithm_aligned = True
     except Exception:
         logger.exception("ptychodus-pinn-torch: algorithm combo fix-up not applied")
-
+    return fixups
