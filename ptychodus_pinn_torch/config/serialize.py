@@ -112,7 +112,7 @@ def spec_from_dict(d: Mapping[str, Any], kind: type | str | None = None) -> spec
         nested = values["model"]
         values["model"] = nested if isinstance(nested, spec.ModelConfig) else _build(
             spec.ModelConfig, nested)
-    result = _build(cls, values)
+    result: spec.TrainingConfig | spec.InferenceConfig = _build(cls, values)
     if isinstance(result, spec.TrainingConfig):
         spec.validate_training_config(result)
     else:
@@ -125,7 +125,7 @@ def torch_to_dict(cfg: Any) -> dict[str, Any]:
 
     A ``ModelConfig.probe_mask`` array cannot be written (ValueError); None and bools can.
     """
-    if not isinstance(cfg, tuple(TORCH_KINDS.values())):
+    if not isinstance(cfg, tuple(TORCH_KINDS.values())) or not is_dataclass(cfg):
         raise ValueError(f"torch_to_dict expects a PyTorch config, got {type(cfg).__name__}")
     out = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
     return _jsonable(out, type(cfg).__name__)
