@@ -977,7 +977,12 @@ def load_archive(
             missing or invalid manifest; wrong backend or format version; sha256 mismatch;
             weights that ``torch.load(weights_only=True)`` refuses; weights that do not fit.
     """
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:0'."
+        ) from exc
     with _OpenArchive(path) as archive:
         manifest = archive.manifest
         where = archive.where
