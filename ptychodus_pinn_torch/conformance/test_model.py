@@ -733,3 +733,23 @@ def test_bad_inputs_raise(default_model: torch.nn.Module) -> None:
 def test_bad_config_fields_raise(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"ModelConfig.{field}"):
         build_model(small(**{field: value}), probe=gaussian_probe(64), intensity_scale=1.0)
+
+
+# ----------------------------------------------------------------------------- MODEL-019
+
+
+@pytest.mark.spec("MODEL-019")
+@pytest.mark.parametrize("seed", range(4))
+def test_extract_merge_round_trip_integer_positions(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, p, c = 64, 82, 9  # gridsize 3
+    canvas = (rng.normal(size=(1, p, p)) + 1j * rng.normal(size=(1, p, p))).astype(np.complex64)
+    pos = rng.integers(-8, 9, size=(1, c, 2)).astype(np.float32)
+    patches = extract_patches(torch.from_numpy(canvas), torch.from_numpy(pos), n)
+    merged = merge_patches(patches, torch.from_numpy(pos), p).numpy()[0]
+    covered = np.zeros((p, p), bool)
+    s = (p - n) // 2
+    for x, y in pos[0].astype(int):
+        covered[s - y : s - y + n, s - x : s - x + n] = True
+    np.testing.assert_allclose(merged[covered], canvas[0][covered], atol=TRANSLATE_ATOL)
+    assert np.abs(merged[~covered]).max(initial=0.0) <= TRANSLATE_ATOL
