@@ -358,11 +358,20 @@ def test_k_choose_c_oversampling() -> None:
     import itertools
 
     for s in seeds:
-        pool.extend(itertools.combinations(idx[s, 1:].tolist(), 4))
-        if len(pool) >= 300:
-            break
+        for combo in itertools.combinations(idx[s, 1:].tolist(), 4):
+            if len(pool) < 300:
+                pool.append(combo)
     chosen = gen.choice(len(pool), 150, replace=len(pool) < 150)
+    assert len(pool) == 300
     np.testing.assert_array_equal(groups, np.array(pool)[chosen])
+    assert groups.dtype == np.int64
+    # fewer than K+1 points: upstream still drops the first hit (the seed itself)
+    tiny = group_indices(x[:5], y[:5], gridsize=2, K=6, nsamples=20, seed=3,
+                         enable_oversampling=True)
+    seeds5 = set(np.random.RandomState(3).choice(np.arange(5), 4, replace=False).tolist())
+    for g in tiny:
+        missing = set(range(5)) - set(g.tolist())
+        assert len(missing) == 1 and missing <= seeds5
     wide = group_indices(x[:20], y[:20], gridsize=2, K=4, nsamples=100, seed=1,
                          enable_oversampling=True, neighbor_pool_size=8)
     assert wide.shape == (100, 4)

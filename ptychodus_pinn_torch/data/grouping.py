@@ -103,8 +103,8 @@ def group_indices(
         neighbor_pool_size: neighbours per seed in the oversampling path (default K).
 
     Returns:
-        ``nn_indices``: ``(B, C)`` indices into the positions; int64 when ``C == 1``, int32 when
-        ``C > 1``. Channel order is the random draw order.
+        ``nn_indices``: ``(B, C)`` indices into the positions; int64 when ``C == 1`` or when
+        oversampling, int32 otherwise (upstream's dtypes). Channel order is the draw order.
 
     Raises:
         DataError: rules B2-B4 (too few points, ``K < C``, oversampling needed but disabled or
@@ -202,13 +202,25 @@ def _groups_with_oversampling(
         seeds = rs.choice(n_points, n_seeds, replace=False)
     else:
         seeds = np.arange(n_points)
-    neighbors = _knn(xcoords, ycoords, seeds, pool_size)
+    points = np.column_stack([xcoords, ycoords])
+    k_query = min(pool_size + 1, n_points)
+    _, idx = cKDTree(points).query(points[seeds], k=k_query)
+    idx = np.asarray(idx).reshape(len(seeds), k_query)
     pool: list[tuple[int, ...]] = []
     target = 2 * nsamples
-    for row in neighbors:
-        if len(row) < C:
-            continue
-        pool.extend(itertools.combinations(row.tolist(), C))
+    for seed_index, row in zip(seeds.tolist(), idx, strict=True):
+        # upstream drops the first hit (self) here even when fewer than K+1 came back
+        neighbors = row[1 : pool_size + 1] if len(row) > pool_size else (
+            row[1:] if len(row) > 1 else row
+        )
+        if len(neighbors) < C:
+            available = [seed_index, *neighbors.tolist()]
+        else:
+            available = neighbors[:pool_size].tolist()
+        for combo in itertools.combinations(available, C):
+            pool.append(combo)
+            if len(pool) >= target:
+                break
         if len(pool) >= target:
             break
     if not pool:
@@ -217,4 +229,4 @@ def _groups_with_oversampling(
             f"each seed has fewer than C={C} neighbours. Add positions or lower gridsize."
         )
     chosen = rs.choice(len(pool), nsamples, replace=len(pool) < nsamples)
-    return np.asarray(pool, dtype=np.int32)[chosen]
+    return np.asarray(pool, dtype=np.int64)[chosen]
