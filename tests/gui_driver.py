@@ -471,6 +471,9 @@ class GuiDriver:
         inner = amp[..., r0:r1, c0:c1]
         lines = pc._status_controller._view.axes.get_lines()
         plotted = [len(line.get_xdata()) for line in lines]
+        # ptychodus draws the losses with semilogy: only finite positive values are visible
+        drawable = [int(np.sum(np.isfinite(y) & (y > 0)))
+                    for y in (np.asarray(line.get_ydata(), dtype=float) for line in lines)]
         self._step("inferred", name=out_item.get_name(), object_shape=list(obj.shape),
                    input_shape=list(self.product.object_.get_array().shape),
                    finite=bool(np.isfinite(obj).all()), amp_std=float(amp.std()),
@@ -478,7 +481,8 @@ class GuiDriver:
                    inner_amp_std=float(inner.std()), inner_amp_mean=float(inner.mean()),
                    phase_std=float(np.angle(obj).std()),
                    losses=[(int(v.epoch), float(v.value)) for v in out_item.get_losses()],
-                   plot_points=plotted, product_combo=product_combo.currentIndex())
+                   plot_points=plotted, plot_drawable_points=drawable,
+                   product_combo=product_combo.currentIndex())
         self.screenshot("3_after_infer")
 
         # 7. Object view with the reconstruction selected

@@ -166,6 +166,17 @@ def test_inference_shows_a_nontrivial_object_and_the_losses(gui_run: dict[str, A
     assert [epoch for epoch, _ in losses] == list(range(1, EPOCHS + 1)) or len(losses) >= EPOCHS
     assert all(value == value and abs(value) != float("inf") for _, value in losses)
     assert step["plot_points"] and max(step["plot_points"]) == len(losses)
+    # the scanned region is not a constant (a 2-epoch model is crude, but it is a model)
+    assert step["inner_amp_std"] > 1e-4 and step["inner_amp_mean"] > 0
+
+
+def test_loss_plot_can_draw_every_training_loss(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "inferred")
+    n = len(step["losses"])
+    assert max(step["plot_drawable_points"]) == n, (
+        "ptychodus 1.7 plots Product.losses on a log axis (semilogy), so only positive losses "
+        f"are drawn; the output product's losses are {step['losses']}"
+    )
 
 
 def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> None:

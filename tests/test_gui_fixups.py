@@ -1,0 +1,99 @@
+"""The ProcessingController fix-ups of ptychodus_pinn_torch.host.panel on the real ptychodus GUI.
+
+Builds ptychodus' ModelCore, ViewCore and ControllerCore exactly as ``ptychodus.__main__`` does
+(offscreen, no event loop), with this package's hooks installed, and checks the three repairs
+of :func:`attach_controller_fixups` against ptychodus' own controller, monitor and buttons.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("PyQt5")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PyQt5.QtWidgets import QApplication  # noqa: E402
+
+from ptychodus_pinn_torch.host import panel  # noqa: E402
+from ptychodus_pinn_torch.host.install import install  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+PINN = "ptychopinn-pytorch_pinn"
+
+
+@pytest.fixture(scope="module")
+def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real ptychodus GUI (not shown) with our hooks, one registered simulated dataset."""
+    app = QApplication.instance() or QApplication(["test_gui_fixups"])
+    assert install()
+    from gui_driver import simulate_dataset
+    from ptychodus.controller import ControllerCore
+    from ptychodus.model import ModelCore
+    from ptychodus.view import ViewCore
+
+    model = ModelCore()
+    view = ViewCore(is_developer_mode_enabled=False)
+    controller = ControllerCore(model, view)
+    workdir: Path = tmp_path_factory.mktemp("fixups")
+    product, diffraction_file = simulate_dataset(workdir)
+    yield {"app": app, "model": model, "view": view, "controller": controller,
+           "product": product, "diffraction_file": diffraction_file}
+    # ptychodus' agent-chat key filter must not outlive the view (PyQt5 would abort)
+    chat = controller._agent_chat_controller._input_controller
+    chat._view.text_edit.removeEventFilter(chat)
+    view.close()
+
+
+def test_fixups_attach_once_and_align_the_algorithm(gui: dict[str, Any]) -> None:
+    pc = gui["controller"]._processing_controller
+    api = gui["model"].processing_core.processing_api
+    fixups = panel.attach_controller_fixups(pc, api)
+    assert isinstance(fixups, panel.ControllerFixups)
+    assert panel.attach_controller_fixups(pc, api) is fixups  # idempotent
+    assert fixups.run_observer is not None and fixups.infer_guard is not None
+    assert fixups.algorithm_aligned
+    combo = pc._algorithm_view_controller.get_widget()
+    # ptychodus' default algorithm (pty-chi) is not installed: what the combo shows is selected
+    algorithm = gui["model"].processing_core.algorithm_parameter
+    assert algorithm.get_value() == combo.currentText() == PINN
+
+
+def test_infer_stays_disabled_without_a_model_when_a_product_appears(
+    gui: dict[str, Any]
+) -> None:
+    pc = gui["controller"]._processing_controller
+    panel.attach_controller_fixups(pc, gui["model"].processing_core.processing_api)
+    workflow = gui["model"].workflow_api
+    diffraction = workflow.load_assembled_diffraction_data(gui["diffraction_file"])
+    workflow.register_product(gui["product"], diffraction=diffraction)
+    QApplication.processEvents()
+    actions = pc._actions_view
+    assert actions.train_button.isEnabled()  # ptychodus: a product with data can be trained on
+    assert actions.reconstruct_button.text() == "Infer"
+    assert not actions.reconstruct_button.isEnabled()  # but there is no model to infer with
+    reconstructor = gui["model"].processing_core.algorithm_parameter.get_current_reconstructor()
+    assert reconstructor.is_model_loaded() is False
+
+
+def test_a_finished_run_resyncs_the_processing_view(gui: dict[str, Any]) -> None:
+    model = gui["model"]
+    pc = gui["controller"]._processing_controller
+    fixups = panel.attach_controller_fixups(pc, model.processing_core.processing_api)
+    assert fixups is not None and fixups.run_observer is not None
+    monitor = model.processing_core.processing_api.task_monitor
+    before = fixups.run_observer.resyncs
+    actions = pc._actions_view
+    actions.reconstruct_button.setText("stale")
+    with monitor:  # one run, exactly as ptychodus' background tasks bracket their work
+        pass
+    model.run_tasks()  # ptychodus' 1 s GUI timer does this: deliver observer notifications
+    assert fixups.run_observer.resyncs == before + 1
+    assert actions.reconstruct_button.text() == "Infer"  # the controller's own sync ran
+    model.run_tasks()
+    assert fixups.run_observer.resyncs == before + 1  # once per finished run
