@@ -253,7 +253,7 @@ def diffract(
     """
     N = probe.shape[0]
     centres = np.column_stack([xcoords, ycoords])
-    psi = extract_patches(obj, centres, N).astype(np.complex128) * probe.astype(np.complex128)
+    psi = extract_patches(obj, centres, N, np.complex128) * probe.astype(np.complex128)
     intensity = np.fft.fftshift(np.abs(np.fft.fft2(psi)) ** 2, axes=(-2, -1)) / (N * N)
     if nphotons is not None:
         intensity *= float(nphotons) / float(np.mean(intensity.sum(axis=(1, 2))))
