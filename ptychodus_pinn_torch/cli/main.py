@@ -66,16 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # First pass: find the subcommand, then let its module add its own arguments.
-    known, _ = parser.parse_known_args(argv)
-    if known.command is None:
+    # The first word that names a subcommand chooses it; only that module is imported, and it adds
+    # its own arguments before parsing (so ``pinn-torch train --help`` lists train's options).
+    command = next((a for a in argv if a in SUBCOMMANDS), None)
+    if command is None:
+        parser.parse_args(argv)  # handles --help / --version / bad options
         parser.print_help()
         return 2
-    module = importlib.import_module(known._module)
-    subparsers = next(
-        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-    )
-    module.add_arguments(subparsers.choices[known.command])
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    module.add_arguments(subparsers.choices[command])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
@@ -86,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pinn-torch: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (UserError, ValueError, OSError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"pinn-torch {known.command}: error: {message}", file=sys.stderr)
+        print(f"pinn-torch {command}: error: {message}", file=sys.stderr)
         return 2
 
 
