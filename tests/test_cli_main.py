@@ -38,7 +38,7 @@ def test_user_error_is_one_line_without_traceback(tmp_path) -> None:
     assert len(lines) == 1 and "missing.json" in lines[0]
 
 
-def test_conformance_command_does_not_import_torch() -> None:
+def test_translate_command_does_not_import_torch() -> None:
     code = (
         "import sys; from ptychodus_pinn_torch.cli import main as m; "
         "import importlib; importlib.import_module(m.SUBCOMMANDS['translate'][0]); "
