@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.fft
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ptychodus_pinn_torch.data import (
@@ -496,6 +497,18 @@ def test_extract_patches_matches_numpy_bilinear() -> None:
         np.testing.assert_allclose(patches[p], ref, atol=1e-5, rtol=0)
     assert patches[0, N // 2, N // 2] == obj[9, 10]
     assert not np.any(patches[4])
+    # against scipy on many random centres, in and partly out of the object, both precisions
+    many = np.column_stack([rs.uniform(-10, 34, 200), rs.uniform(-10, 30, 200)])
+    off = np.arange(N) - N // 2
+    ref = np.empty((200, N, N), complex)
+    for p, (cx, cy) in enumerate(many):
+        grid = np.stack(np.meshgrid(cy + off, cx + off, indexing="ij"))
+        for part, scale in ((obj.real, 1), (obj.imag, 1j)):
+            ref[p] += scale * ndimage.map_coordinates(part.astype(np.float64), grid, order=1,
+                                                      mode="grid-constant", cval=0.0)
+    np.testing.assert_allclose(extract_patches(obj, many, N), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(extract_patches(obj, many, N, np.complex128), ref, atol=1e-12,
+                               rtol=0)
 
 
 @pytest.mark.spec("DATA-014")
