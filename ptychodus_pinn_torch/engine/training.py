@@ -189,15 +189,38 @@ class _EarlyStopping:
         self.wait = int(state["wait"])
 
 
-def seed_everything(seed: int, *, deterministic: bool = True) -> None:
-    """Seed Python, numpy and torch; ask for deterministic kernels (warn-only)."""
+def seed_everything(seed: int, *, deterministic: bool = True, device_type: str = "cpu") -> None:
+    """Seed Python, numpy and torch.
+
+    CPU kernels used here are deterministic already; on CUDA ``deterministic`` also asks torch
+    for deterministic algorithms (warn-only) and turns off cuDNN autotuning. (Calling
+    ``torch.use_deterministic_algorithms`` on CPU would only cost a ~10 s import of inductor.)
+    """
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    if deterministic:
+    if deterministic and device_type == "cuda":
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-        if torch.backends.cudnn.is_available():
-            torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.benchmark = False
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, options: TrainOptions
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Keras ``ReduceLROnPlateau(factor, patience, min_lr, min_delta=1e-4)`` in torch terms:
+    an absolute improvement threshold, no cooldown."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="min",
+        factor=options.plateau_factor,
+        patience=options.plateau_patience,
+        threshold=options.min_delta,
+        threshold_mode="abs",
+        min_lr=options.min_lr,
+    )
 
 
 def validation_count(n_groups: int, fraction: float) -> int:
@@ -326,7 +349,7 @@ def _train(
     from ptychodus_pinn_torch.data.normalize import intensity_scale as closed_form_scale
     from ptychodus_pinn_torch.model import build_model
 
-    seed_everything(options.seed, deterministic=options.deterministic)
+    seed_everything(options.seed, deterministic=options.deterministic, device_type=device.type)
     supervised = config.model.model_type == "supervised"
     needs_labels = supervised or config.realspace_weight > 0
     data = group_for_training(train_data, config, seed=options.seed, need_labels=needs_labels)
@@ -352,15 +375,7 @@ def _train(
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad], lr=options.learning_rate
     )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer,
-        mode="min",
-        factor=options.plateau_factor,
-        patience=options.plateau_patience,
-        threshold=options.min_delta,
-        threshold_mode="abs",
-        min_lr=options.min_lr,
-    )
+    scheduler = make_scheduler(optimizer, options)
     early = _EarlyStopping(options.early_stop_patience)
     history: list[EpochReport] = []
     fingerprint = _fingerprint(config, n_total)
@@ -447,9 +462,15 @@ def _train(
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = forward_loss(idx.to(device), train_module)
                 flags[1] = 0.0 if bool(torch.isfinite(loss.detach()).item()) else 1.0
+                # a second poll between forward and backward halves the stop latency
+                if should_stop is not None and not ctx.is_distributed and should_stop():
+                    flags[0] = 1.0
             distmod.all_reduce_max(flags, ctx)
             if flags[0] > 0:
-                aborted = f"stopped by request during epoch {epoch + 1}"
+                aborted = (
+                    f"stopped by request during epoch {epoch + 1}; kept the weights of "
+                    f"epoch {epoch}"
+                )
                 break
             if flags[1] > 0:
                 aborted = (
