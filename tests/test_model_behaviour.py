@@ -101,3 +101,10 @@ def test_intensity_scale_property_tracks_log_scale() -> None:
     with torch.no_grad():
         model.log_scale.fill_(math.log(100.0))
     assert model.intensity_scale == pytest.approx(100.0, rel=1e-6)
+
+
+def test_numpy_integer_fields_are_accepted() -> None:
+    cfg = small(N=np.int64(64), gridsize=np.int32(1))
+    cfg = replace(cfg, n_filters_scale=np.int64(1))
+    model = build_model(cfg, probe=probe(), intensity_scale=np.float32(2.0))
+    assert (model.N, model.C) == (64, 1) and isinstance(model.N, int)

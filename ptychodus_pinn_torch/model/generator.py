@@ -22,6 +22,7 @@ Keras default initialisation: Glorot-uniform kernels and zero biases.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -52,15 +53,27 @@ class Widths:
     last: int
 
 
+def _as_int(value: object) -> int | None:
+    """``value`` as a Python int if it is an integer (Python or numpy, not bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
 def check_n(n: int) -> int:
-    """Return ``n`` if it is a supported patch size, else raise ValueError naming ``N``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n not in SUPPORTED_N:
+    """Return ``n`` (as an int) if it is a supported patch size, else raise ValueError naming
+    ``N``."""
+    value = _as_int(n)
+    if value is None or value not in SUPPORTED_N:
         raise ValueError(
             f"Unsupported input size: ModelConfig.N = {n!r}; the PtychoPINN network exists only "
             f"for N in {list(SUPPORTED_N)}: set N to one of them (resample or crop the "
             "diffraction patterns to that size)."
         )
-    return n
+    return value
 
 
 def check_activation(name: str) -> str:
@@ -75,17 +88,14 @@ def check_activation(name: str) -> str:
 
 
 def check_filters_scale(n_filters_scale: int) -> int:
-    """Return ``n_filters_scale`` if it is a positive int, else raise ValueError."""
-    if (
-        isinstance(n_filters_scale, bool)
-        or not isinstance(n_filters_scale, int)
-        or n_filters_scale < 1
-    ):
+    """Return ``n_filters_scale`` (as an int) if it is a positive integer, else ValueError."""
+    value = _as_int(n_filters_scale)
+    if value is None or value < 1:
         raise ValueError(
             f"ModelConfig.n_filters_scale = {n_filters_scale!r} is invalid; it multiplies every "
             "filter count and must be a positive integer (upstream default 2)."
         )
-    return n_filters_scale
+    return value
 
 
 def widths_for(n: int, n_filters_scale: int) -> Widths:
