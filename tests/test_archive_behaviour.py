@@ -180,3 +180,16 @@ def test_bad_device_is_a_value_error(tmp_path: Path) -> None:
     path = save_archive(tmp_path, _bundle())
     with pytest.raises(ValueError, match="device='no-such-device'"):
         load_archive(path, device="no-such-device")
+
+
+def test_file_mode_follows_umask_and_existing_file(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = save_archive(tmp_path, _bundle())
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    save_archive(tmp_path, _bundle())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

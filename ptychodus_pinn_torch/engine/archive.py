@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import stat
 import struct
 import tempfile
 import zipfile
@@ -479,6 +480,7 @@ def save_archive(path: str | os.PathLike[str], bundle: ModelBundle) -> Path:
                 # Trained float weights barely compress: store them, it is faster.
                 zf.writestr(WEIGHTS_MEMBER, weights, compress_type=zipfile.ZIP_STORED)
             fh.flush()
+            os.chmod(tmp_name, _file_mode(target))  # mkstemp makes 0600
             os.fsync(fh.fileno())
         os.replace(tmp_name, target)
     except BaseException:
@@ -491,6 +493,24 @@ def save_archive(path: str | os.PathLike[str], bundle: ModelBundle) -> Path:
     bundle.legacy_params = dict(manifest["legacy_params"])
     bundle.probe = probe
     return target
+
+
+def _file_mode(target: Path) -> int:
+    """Permission bits for the new archive: those of the file it replaces, else 0o666 less the
+    process umask (read without changing it, so that other threads are not affected)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        pass
+    umask = 0o022
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o666 & ~umask
 
 
 def _fsync_dir(folder: Path) -> None:
