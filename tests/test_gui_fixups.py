@@ -53,9 +53,11 @@ def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def test_fixups_attach_once_and_align_the_algorithm(gui: dict[str, Any]) -> None:
     pc = gui["controller"]._processing_controller
     api = gui["model"].processing_core.processing_api
+    # our panel factory made the controller attach them while ptychodus built it
+    attached = getattr(pc, "_pinn_torch_fixups", None)
+    assert isinstance(attached, panel.ControllerFixups)
     fixups = panel.attach_controller_fixups(pc, api)
-    assert isinstance(fixups, panel.ControllerFixups)
-    assert panel.attach_controller_fixups(pc, api) is fixups  # idempotent
+    assert fixups is attached  # idempotent
     assert fixups.run_observer is not None and fixups.infer_guard is not None
     assert fixups.algorithm_aligned
     combo = pc._algorithm_view_controller.get_widget()

@@ -26,8 +26,9 @@ changes the setting (and what "Save Settings" writes) and a changed setting upda
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ptychodus.api.observer import Observable, Observer
@@ -56,6 +57,8 @@ __all__ = [
     "ControllerFixups",
     "build_settings_panel",
     "create_view_controller_factory",
+    "install_controller_self_attach",
+    "remove_controller_self_attach",
     "visible_specs",
 ]
 
@@ -275,7 +278,13 @@ class PINNTorchViewControllerFactory(ReconstructorViewControllerFactory):
 def create_view_controller_factory(
     library: Any, file_dialog_factory: Any
 ) -> ReconstructorViewControllerFactory:
-    """The panel factory for ``library`` (the hookimpl body of the host's GUI hook)."""
+    """The panel factory for ``library`` (the hookimpl body of the host's GUI hook).
+
+    Also makes every ``ProcessingController`` attach :func:`attach_controller_fixups` to itself
+    (see :func:`install_controller_self_attach`), so the fix-ups are in place whether or not
+    the caller attaches them explicitly.
+    """
+    install_controller_self_attach()
     return PINNTorchViewControllerFactory(library, file_dialog_factory)
 
 
@@ -437,3 +446,50 @@ def attach_controller_fixups(controller: Any, processing_api: Any) -> Controller
     except Exception:
         logger.exception("ptychodus-pinn-torch: algorithm combo fix-up not applied")
     return fixups
+
+
+_SELF_ATTACH_MARK = "__ptychodus_pinn_torch_self_attach__"
+
+
+def install_controller_self_attach() -> bool:
+    """Make ``ProcessingController`` attach the fix-ups to itself on its first view sync.
+
+    ptychodus 1.7's ``ProcessingController.__init__`` ends with ``self._sync_model_to_view()``,
+    when every member the fix-ups use exists. Wrapping that method (a class attribute, so the
+    controller being built right now is covered too: our panel factory is created just before
+    its ``__init__`` runs) attaches :func:`attach_controller_fixups` once per controller, then
+    runs ptychodus' own sync. Idempotent and fail-open; returns True when the wrapper is in
+    place.
+    """
+    try:
+        from ptychodus.controller.processing.core import ProcessingController
+
+        current: Callable[[Any], None] = ProcessingController._sync_model_to_view
+        if hasattr(current, _SELF_ATTACH_MARK):
+            return True
+
+        @functools.wraps(current)
+        def _sync_model_to_view(self: Any) -> None:
+            if getattr(self, _FIXUP_ATTRIBUTE, None) is None:
+                try:
+                    attach_controller_fixups(self, self._processing_api)
+                except Exception:  # fail open: ptychodus' own sync must still run
+                    logger.exception("ptychodus-pinn-torch: controller fix-ups not attached")
+            current(self)
+
+        setattr(_sync_model_to_view, _SELF_ATTACH_MARK, current)
+        ProcessingController._sync_model_to_view = _sync_model_to_view  # type: ignore[method-assign]
+        return True
+    except Exception:
+        logger.exception("ptychodus-pinn-torch: controller fix-ups cannot self-attach")
+        return False
+
+
+def remove_controller_self_attach() -> None:
+    """Undo :func:`install_controller_self_attach` (for tests)."""
+    from ptychodus.controller.processing.core import ProcessingController
+
+    current = ProcessingController._sync_model_to_view
+    original = getattr(current, _SELF_ATTACH_MARK, None)
+    if original is not None:
+        ProcessingController._sync_model_to_view = original  # type: ignore[method-assign]
