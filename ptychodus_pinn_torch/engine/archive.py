@@ -90,6 +90,8 @@ MAX_MEMBER_BYTES: dict[str, int] = {
 RATIO_CHECK_MIN_BYTES = 1 * _MiB
 #: Highest uncompressed/compressed ratio accepted for a member above RATIO_CHECK_MIN_BYTES.
 MAX_COMPRESSION_RATIO = 100.0
+#: Most records accepted inside the torch weights file (one per tensor storage, plus 7).
+MAX_WEIGHT_RECORDS = 65536
 #: Relative tolerance between the manifest's intensity_scale and exp(log_scale) of the weights.
 INTENSITY_SCALE_RTOL = 1e-5
 
@@ -552,7 +554,12 @@ def _check_end_record(fh: IO[bytes], where: str) -> None:
     (_, disk, cd_disk, n_disk, n_total, cd_size, cd_offset, _) = struct.unpack(
         "<4sHHHHIIH", tail[pos : pos + _EOCD_SIZE]
     )
-    if 0xFFFF in (n_disk, n_total) or 0xFFFFFFFF in (cd_size, cd_offset):
+    locator_at = size - tail_len + pos - 20  # a zip64 locator sits right before the record
+    zip64_locator = False
+    if locator_at >= 0:
+        fh.seek(locator_at)
+        zip64_locator = fh.read(4) == b"PK\x06\x07"
+    if zip64_locator or 0xFFFF in (n_disk, n_total) or 0xFFFFFFFF in (cd_size, cd_offset):
         raise ArchiveError(
             f"{where} is a zip64 archive, which this format never uses; refused as too large."
         )
@@ -919,7 +926,42 @@ def _load_probe(data: bytes, n: int, where: str) -> np.ndarray:
     return probe
 
 
+def _check_torch_container(data: bytes, where: str) -> None:
+    """The weights must be torch's zip serialization (``torch.save``'s format since 1.6) with
+    stored records whose sizes fit in the member: torch then never allocates more than the
+    member holds. The legacy (pre-1.6) stream format is refused unread."""
+    if data[:4] != b"PK\x03\x04":
+        raise ArchiveError(
+            f"{where}: {WEIGHTS_MEMBER} is not in torch's zip serialization format (what "
+            f"torch.save writes); refused unread."
+        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            infos = inner.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error) as exc:
+        raise ArchiveError(f"{where}: {WEIGHTS_MEMBER} is a corrupt torch file ({exc}).") from exc
+    if len(infos) > MAX_WEIGHT_RECORDS:
+        raise ArchiveError(
+            f"{where}: {WEIGHTS_MEMBER} holds {len(infos)} records, more than "
+            f"{MAX_WEIGHT_RECORDS}; refused as hostile."
+        )
+    declared = 0
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            raise ArchiveError(
+                f"{where}: {WEIGHTS_MEMBER} record {info.filename!r} is compressed or encrypted, "
+                f"which torch.save never writes; refused as hostile."
+            )
+        declared += info.file_size
+    if declared > len(data):
+        raise ArchiveError(
+            f"{where}: {WEIGHTS_MEMBER} records declare {declared} bytes in a {len(data)}-byte "
+            f"file; refused as corrupt or hostile."
+        )
+
+
 def _load_state_dict(data: bytes, device: torch.device, where: str) -> dict[str, torch.Tensor]:
+    _check_torch_container(data, where)
     try:
         state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ValueError, ...
