@@ -500,7 +500,7 @@ def test_extract_patches_matches_numpy_bilinear() -> None:
     # against scipy on many random centres, in and partly out of the object, both precisions
     many = np.column_stack([rs.uniform(-10, 34, 200), rs.uniform(-10, 30, 200)])
     off = np.arange(N) - N // 2
-    ref = np.empty((200, N, N), complex)
+    ref = np.zeros((200, N, N), complex)
     for p, (cx, cy) in enumerate(many):
         grid = np.stack(np.meshgrid(cy + off, cx + off, indexing="ij"))
         for part, scale in ((obj.real, 1), (obj.imag, 1j)):
