@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ class PINNTorchReconstructor(TrainableReconstructor):
         self._losses: list[LossValue] = []
         self.last_train_result: dict[str, Any] | None = None
         self.last_worker_pid: int | None = None
+        #: seconds from Stop to the worker's saved result (None if the last run was not stopped)
+        self.last_stop_latency_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -189,9 +192,14 @@ class PINNTorchReconstructor(TrainableReconstructor):
                         start_timeout_s=float(values["execution"]["worker_start_timeout_s"]),
                         label=f"{self._name} training worker").start()
         self.last_worker_pid = run.pid
+        self.last_stop_latency_s = None
         history: list[dict[str, Any]] = []
         progress = 0
         try:
+            # import torch here while the child starts, so that loading the trained model
+            # right after a Stop does not add the import time
+            import ptychodus_pinn_torch.engine.archive  # noqa: F401
+
             yield TrainOutput(progress=0)
             while True:
                 event = run.next_event()
@@ -208,7 +216,11 @@ class PINNTorchReconstructor(TrainableReconstructor):
         finally:
             if not run.finished:  # Stop pressed (generator closed) or an error above
                 logger.info("%s: stopping the training worker", self._name)
+                t0 = time.monotonic()
                 run.stop()
+                self.last_stop_latency_s = time.monotonic() - t0
+                logger.info("%s: training worker stopped after %.2f s", self._name,
+                            self.last_stop_latency_s)
             self.last_train_result = run.result
             if run.result is not None and run.result.get("archive"):
                 self.load_model_from_file(Path(run.result["archive"]))

@@ -339,6 +339,11 @@ class WorkerRun:
         self._reap()
 
     def _reap(self) -> None:
+        """Close the child's stdin and collect its exit status in the background.
+
+        The result is already in hand; a torch process can take seconds to shut down, which
+        must not delay the caller. A child still alive after 30 s is killed.
+        """
         process = self._process
         if process is None:
             return
@@ -347,11 +352,17 @@ class WorkerRun:
                 process.stdin.close()
             except OSError:
                 pass
-        try:
-            process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(2.0)
+
+        def reap() -> None:
+            try:
+                process.wait(timeout=30.0)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s (pid %s) did not exit after its result; killing it",
+                               self.label, process.pid)
+                process.kill()
+                process.wait()
+
+        threading.Thread(target=reap, daemon=True, name=f"{self.label} reaper").start()
 
 
 def run_to_completion(run: WorkerRun,
