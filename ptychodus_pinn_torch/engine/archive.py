@@ -42,6 +42,10 @@ import torch
 from torch import nn
 
 from ptychodus_pinn_torch import __version__
+from ptychodus_pinn_torch.config import spec
+from ptychodus_pinn_torch.config.legacy import dataclass_to_legacy_dict
+from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
+from ptychodus_pinn_torch.model import build_model
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -120,7 +124,8 @@ class ModelBundle:
     """A trained model and everything needed to use it again.
 
     Attributes:
-        model: the ``PtychoPINN`` torch module (built by ``model.build_model``).
+        model: the ``PtychoPINN`` torch module (built by ``model.build_model``); a
+            DataParallel/DistributedDataParallel wrapper is unwrapped on saving.
         model_config: the spec ``config.spec.ModelConfig`` it was built from.
         training_config: the spec ``config.spec.TrainingConfig`` it was trained with, or None.
         intensity_scale: ``exp(model.log_scale)`` after training (upstream HEAD semantics),
@@ -129,13 +134,14 @@ class ModelBundle:
         history: per-epoch records (dicts of JSON numbers/strings, e.g. train and validation
             loss); dataclass records are converted with ``dataclasses.asdict`` on saving.
         legacy_params: the upstream flat ``params.cfg`` dict (``dataclass_to_legacy_dict`` of the
-            configs plus ``intensity_scale``); filled by ``save_archive`` / ``load_archive``.
+            configs plus ``intensity_scale``); filled by ``save_archive`` / ``load_archive``
+            (keys set here that the configs do not define are kept).
         extra: free JSON metadata (e.g. data provenance).
     """
 
     model: nn.Module
-    model_config: Any
-    training_config: Any | None = None
+    model_config: spec.ModelConfig
+    training_config: spec.TrainingConfig | None = None
     intensity_scale: float = 1.0
     probe: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.complex64))
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -244,8 +250,6 @@ def _config_to_dict(cfg: Any, kind: str, where: str) -> dict[str, Any]:
     """A spec config (kind 'model' or 'training') as a JSON-safe dict via
     ``config.serialize.spec_to_dict``; refused unless ``spec_from_dict`` gives it back equal
     (so that every archive written can be read)."""
-    from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
-
     try:
         data = _json_safe(spec_to_dict(cfg), where)
         back = spec_from_dict(data, kind)
@@ -265,8 +269,6 @@ def _legacy_params(bundle: ModelBundle, intensity_scale: float) -> dict[str, Any
     """Upstream's flat params dict: ``dataclass_to_legacy_dict`` of the training config (or the
     model config alone), plus ``intensity_scale``, ``backend='pytorch'`` and ``_version``; keys of
     ``bundle.legacy_params`` that the configs do not define are kept."""
-    from ptychodus_pinn_torch.config.legacy import dataclass_to_legacy_dict
-
     source = bundle.training_config if bundle.training_config is not None else bundle.model_config
     derived = _json_safe(dataclass_to_legacy_dict(source), "legacy params")
     merged = dict(_json_safe(bundle.legacy_params or {}, "bundle.legacy_params"))
@@ -410,10 +412,12 @@ def save_archive(path: str | os.PathLike[str], bundle: ModelBundle) -> Path:
     """Write ``bundle`` as a model archive, atomically.
 
     Args:
-        path: the ``.zip`` file to write, or an existing folder (then ``folder/wts.h5.zip``).
-            Missing parent folders are created.
+        path: the ``.zip`` file to write, or a folder (existing, or a new name without suffix)
+            to write ``wts.h5.zip`` into. Missing parent folders are created.
         bundle: the trained model; ``bundle.intensity_scale`` must equal ``exp(model.log_scale)``
-            (relative tolerance 1e-5) and ``bundle.probe`` be ``(N, N)`` complex.
+            (relative tolerance 1e-5). The probe stored is ``model.probe`` ((N, N) complex64,
+            normalized); ``bundle.probe`` only for a model without one. On success
+            ``bundle.probe`` and ``bundle.legacy_params`` are set to what was stored.
 
     Returns:
         The path written. The archive appears complete or not at all: it is written to a
@@ -421,8 +425,10 @@ def save_archive(path: str | os.PathLike[str], bundle: ModelBundle) -> Path:
         ``os.replace``.
 
     Raises:
-        ArchiveError: a bundle that cannot be stored (wrong probe shape, non-JSON metadata,
-            intensity scale that disagrees with the weights, a path not ending with ``.zip``).
+        ArchiveError: a bundle that cannot be stored or loaded back (wrong probe shape,
+            non-JSON metadata, configs that disagree or do not survive JSON, intensity scale
+            that disagrees with the weights, a path with a suffix other than ``.zip``); nothing
+            is written then.
     """
     target = _target_path(path)
     model = _unwrap(bundle.model)
@@ -1009,8 +1015,6 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], where:
 def _config_from_dict(data: dict[str, Any], kind: str, where: str) -> Any:
     """Rebuild and validate a spec config (kind 'model' or 'training') from its manifest dict
     with ``config.serialize.spec_from_dict``; unknown or missing fields are refused."""
-    from ptychodus_pinn_torch.config.serialize import spec_from_dict
-
     try:
         return spec_from_dict(data, kind)
     except (TypeError, ValueError, KeyError) as exc:
@@ -1058,8 +1062,6 @@ def load_archive(
         else _config_from_dict(manifest["training_config"], "training", where)
     )
     trainable = manifest.get("trainable", {})
-    from ptychodus_pinn_torch.model import build_model
-
     try:
         model = build_model(
             model_config,
