@@ -469,10 +469,12 @@ class GuiDriver:
         r0, r1 = int(np.ceil(min(ys))), int(np.floor(max(ys))) + 1
         c0, c1 = int(np.ceil(min(xs))), int(np.floor(max(xs))) + 1
         inner = amp[..., r0:r1, c0:c1]
-        lines = pc._status_controller._view.axes.get_lines()
+        axes = pc._status_controller._view.axes
+        lines = axes.get_lines()
         plotted = [len(line.get_xdata()) for line in lines]
-        # ptychodus draws the losses with semilogy: only finite positive values are visible
-        drawable = [int(np.sum(np.isfinite(y) & (y > 0)))
+        # on a log axis (ptychodus draws losses with semilogy) only positive values are visible
+        log_axis = axes.get_yscale() == "log"
+        drawable = [int(np.sum(np.isfinite(y) & ((y > 0) if log_axis else True)))
                     for y in (np.asarray(line.get_ydata(), dtype=float) for line in lines)]
         self._step("inferred", name=out_item.get_name(), object_shape=list(obj.shape),
                    input_shape=list(self.product.object_.get_array().shape),
@@ -482,6 +484,7 @@ class GuiDriver:
                    phase_std=float(np.angle(obj).std()),
                    losses=[(int(v.epoch), float(v.value)) for v in out_item.get_losses()],
                    plot_points=plotted, plot_drawable_points=drawable,
+                   plot_yscale=axes.get_yscale(),
                    product_combo=product_combo.currentIndex())
         self.screenshot("3_after_infer")
 

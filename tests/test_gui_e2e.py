@@ -3,8 +3,9 @@
 ``tests/gui_driver.py`` runs the stock ``ptychodus.__main__.main()`` with this package's hooks
 installed, in a child process, on an X server started here with Xvfb when it is installed
 (``QT_QPA_PLATFORM=xcb``; also an ImageMagick root-window grab), else on Qt's offscreen
-platform. The child acts like a user (see its docstring) and writes ``report.json`` plus
-screenshots into ``test-artifacts/gui/`` (git-ignored); this test checks what it saw.
+platform (or when ``PINN_TORCH_GUI_PLATFORM=offscreen``). The child acts like a user (see its
+docstring) and writes ``report.json`` plus screenshots into ``test-artifacts/gui/``
+(git-ignored); this test checks what it saw.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import ptychodus_pinn_torch
 
 pytest.importorskip("PyQt5")
 
@@ -42,13 +45,16 @@ def _free_display() -> int:
 def display_env() -> Iterator[dict[str, str]]:
     """Environment for the GUI child: a fresh Xvfb display if Xvfb exists, else offscreen."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
-    )
+    # the child imports the same ptychodus_pinn_torch as this process (source tree or install)
+    package_root = Path(ptychodus_pinn_torch.__file__).resolve().parents[1]
+    if package_root == ROOT:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        )
     env.setdefault("OMP_NUM_THREADS", "1")
     env["MPLBACKEND"] = "Agg"
     xvfb = shutil.which("Xvfb")
-    if xvfb is None:
+    if xvfb is None or os.environ.get("PINN_TORCH_GUI_PLATFORM") == "offscreen":
         env["QT_QPA_PLATFORM"] = "offscreen"
         yield env
         return
@@ -175,8 +181,11 @@ def test_loss_plot_can_draw_every_training_loss(gui_run: dict[str, Any]) -> None
     n = len(step["losses"])
     assert max(step["plot_drawable_points"]) == n, (
         "ptychodus 1.7 plots Product.losses on a log axis (semilogy), so only positive losses "
-        f"are drawn; the output product's losses are {step['losses']}"
+        f"are drawn; the output product's losses are {step['losses']}, the axis is "
+        f"{step['plot_yscale']}"
     )
+    if min(value for _, value in step["losses"]) <= 0:
+        assert step["plot_yscale"] == "linear"
 
 
 def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> None:

@@ -99,3 +99,31 @@ def test_a_finished_run_resyncs_the_processing_view(gui: dict[str, Any]) -> None
     assert actions.reconstruct_button.text() == "Infer"  # the controller's own sync ran
     model.run_tasks()
     assert fixups.run_observer.resyncs == before + 1  # once per finished run
+
+
+@pytest.mark.parametrize(
+    ("values", "scale"), [((-3.0, -4.5), "linear"), ((0.5, 0.25), "log")]
+)
+def test_loss_plot_axis_is_linear_only_when_a_loss_is_not_positive(
+    gui: dict[str, Any], values: tuple[float, float], scale: str
+) -> None:
+    import dataclasses
+
+    import numpy as np
+    from ptychodus.api.product import LossValue
+
+    model = gui["model"]
+    pc = gui["controller"]._processing_controller
+    assert panel.attach_controller_fixups(pc, model.processing_core.processing_api)
+    product = dataclasses.replace(
+        gui["product"], losses=[LossValue(epoch=i + 1, value=v) for i, v in enumerate(values)]
+    )
+    index = model.product_core.product_api.insert_product(product)
+    pc._status_controller.plot_losses(index)  # ptychodus' own plot (semilogy)
+    QApplication.processEvents()
+    axes = pc._status_view.axes
+    assert axes.get_yscale() == scale
+    (line,) = axes.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), values)
+    low, high = axes.get_ylim()
+    assert low <= min(values) and max(values) <= high  # every loss inside the visible range

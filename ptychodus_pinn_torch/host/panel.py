@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from ptychodus.api.observer import Observable, Observer
 from ptychodus.api.parameters import (
     BooleanParameter,
@@ -385,12 +386,50 @@ class _InferGuard:
         self.apply()
 
 
+class _LossAxisFix:
+    """Switches the Processing loss plot to a linear axis when a loss is not positive.
+
+    ptychodus 1.7 draws ``Product.losses`` with ``semilogy``; a Poisson negative log-likelihood
+    without its data-only constant (upstream PtychoPINN's training loss) is negative, so the
+    plot would stay empty. After every draw of that figure, if a plotted loss is <= 0 on a log
+    axis, the axis becomes linear and the figure is redrawn; positive losses keep ptychodus'
+    log axis.
+    """
+
+    YLABEL = "Loss (linear axis: some losses <= 0)"
+
+    def __init__(self, status_view: Any) -> None:
+        self._axes = status_view.axes
+        self._canvas = status_view.figure_canvas
+        self.switches = 0
+        self._connection = self._canvas.mpl_connect("draw_event", self._on_draw)
+
+    def _on_draw(self, _event: Any) -> None:
+        try:
+            axes = self._axes
+            if axes.get_yscale() != "log":
+                return
+            for line in axes.get_lines():
+                y = np.asarray(line.get_ydata(), dtype=np.float64)
+                if (y[np.isfinite(y)] <= 0.0).any():
+                    axes.set_yscale("linear")
+                    axes.relim()
+                    axes.autoscale_view()
+                    axes.set_ylabel(self.YLABEL)
+                    self.switches += 1
+                    self._canvas.draw_idle()
+                    return
+        except Exception:
+            logger.exception("ptychodus-pinn-torch: loss axis fix failed")
+
+
 class ControllerFixups:
     """What :func:`attach_controller_fixups` attached to one controller (kept alive by it)."""
 
     def __init__(self) -> None:
         self.run_observer: _RunCompletionObserver | None = None
         self.infer_guard: _InferGuard | None = None
+        self.loss_axis: _LossAxisFix | None = None
         self.algorithm_aligned = False
 
 
@@ -405,6 +444,7 @@ def attach_controller_fixups(controller: Any, processing_api: Any) -> Controller
       Infer is enabled right after a training that loaded its model;
     - Infer stays disabled while the selected trainable reconstructor has no model, even when
       the product selection changes;
+    - the loss plot uses a linear axis when a loss is <= 0 (ptychodus' log axis hides them);
     - when the saved algorithm is not installed, the algorithm shown in the combo box becomes
       the selected one.
 
@@ -440,6 +480,10 @@ def attach_controller_fixups(controller: Any, processing_api: Any) -> Controller
         fixups.infer_guard = guard
     except Exception:
         logger.exception("ptychodus-pinn-torch: Infer guard not attached")
+    try:
+        fixups.loss_axis = _LossAxisFix(controller._status_view)
+    except Exception:
+        logger.exception("ptychodus-pinn-torch: loss plot axis fix-up not attached")
     try:
         _align_algorithm_combo(controller)
         fixups.algorithm_aligned = True
