@@ -121,8 +121,11 @@ class ObjectGridAccumulator:
         """``(object (H, W) complex64, coverage (H, W) float32)``; 0 where coverage is 0."""
         cov = self.acc.coverage()
         covered = cov > 0
-        obj = self.acc.numerator() / torch.where(covered, cov, torch.ones_like(cov))
-        obj = torch.where(covered, obj, torch.zeros_like(obj))
+        denom = torch.where(covered, cov, torch.ones((), dtype=cov.dtype, device=cov.device))
+        sums = self.acc.sums.view(*self.acc.shape, 3)
+        obj = torch.complex(sums[..., 0] / denom, sums[..., 1] / denom)
+        del denom
+        obj.masked_fill_(~covered, 0)
         return obj.to(torch.complex64), cov.to(torch.float32)
 
 
