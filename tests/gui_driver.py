@@ -343,6 +343,15 @@ class GuiDriver:
         index = combo.findText(self.algorithm)
         if index < 0:
             raise AssertionError(f"{self.algorithm!r} not in the algorithm combo box: {items}")
+        # look at the other reconstructor's panel first, then pick ours
+        others = [i for i in range(combo.count())
+                  if combo.itemText(i).startswith("ptychopinn-pytorch_") and i != index]
+        other_pages: dict[str, str] = {}
+        for i in others:
+            combo.setCurrentIndex(i)
+            combo.textActivated.emit(combo.itemText(i))
+            yield _delay(0.1)
+            other_pages[combo.itemText(i)] = pc._stacked_widget.currentWidget().objectName()
         combo.setCurrentIndex(index)
         combo.textActivated.emit(self.algorithm)
         yield _delay(0.2)
@@ -351,7 +360,7 @@ class GuiDriver:
                    page=page.objectName(), button=actions.reconstruct_button.text(),
                    infer_enabled=actions.reconstruct_button.isEnabled(),
                    train_visible=actions.train_button.isVisible(),
-                   fixups=hasattr(pc, "_pinn_torch_fixups"))
+                   fixups=hasattr(pc, "_pinn_torch_fixups"), other_pages=other_pages)
         if algorithm_parameter.get_value() != self.algorithm:
             raise AssertionError(f"selected {algorithm_parameter.get_value()!r}")
         if not page.objectName().startswith(PANEL_PREFIX):

@@ -127,6 +127,7 @@ def test_our_reconstructor_is_selectable_with_our_panel(gui_run: dict[str, Any])
     assert "ptychopinn-pytorch_supervised" in step["items"]
     assert step["selected"] == "ptychopinn-pytorch_pinn"
     assert step["page"] == "PINNTorchPanel-pinn"
+    assert step["other_pages"] == {"ptychopinn-pytorch_supervised": "PINNTorchPanel-supervised"}
     assert step["button"] == "Infer" and step["train_visible"] is True
     assert step["infer_enabled"] is False  # no model yet
     settings = _step(gui_run, "settings_typed")

@@ -231,3 +231,36 @@ def test_a_kind_mismatch_is_a_clear_value_error(
     no_choices = ParameterSpec("execution", "Device", "choice", "auto", "device", "Device")
     with pytest.raises(ValueError, match="Device.*choices"):
         panel._add_parameter(builder, no_choices, settings.execution["Device"], "Execution")
+
+
+def test_factory_of_the_real_library_builds_both_panels(qapp: QApplication) -> None:
+    from ptychodus.controller.data import FileDialogFactory
+    from ptychodus.controller.processing import ReconstructorViewControllerFactory
+
+    from ptychodus_pinn_torch.host.library import PtychoPINNTorchLibrary
+
+    library = PtychoPINNTorchLibrary(SettingsRegistry(), False)
+    factory = panel.create_view_controller_factory(library, FileDialogFactory())
+    assert isinstance(factory, ReconstructorViewControllerFactory)
+    assert factory.name == library.name == "PtychoPINN-PyTorch"
+    # ptychodus passes casefolded reconstructor names (from its algorithm keys)
+    pinn = factory.create_view_controller("pinn")
+    supervised = factory.create_view_controller("supervised")
+    assert pinn.objectName() == "PINNTorchPanel-pinn"
+    assert supervised.objectName() == "PINNTorchPanel-supervised"
+    header = pinn.findChild(QLabel)
+    assert header is not None and "PtychoPINN-PyTorch / PINN" in header.text()
+    rows = _rows(pinn)
+    epochs = _row_of(rows, _spec("training", "NumEpochs"))
+    assert isinstance(epochs, QSpinBox)
+    epochs.setValue(7)  # the panel edits the library's own settings
+    assert library.training_settings["NumEpochs"].get_value() == 7
+    assert len(_rows(supervised)) < len(rows)
+
+
+def test_a_library_without_settings_groups_is_refused(qapp: QApplication) -> None:
+    class Bare:
+        name = "Bare"
+
+    with pytest.raises(ValueError, match="Bare.*settings"):
+        panel.create_view_controller_factory(Bare(), None)
