@@ -32,7 +32,7 @@ def test_a_few_adam_steps_reduce_the_poisson_nll() -> None:
     target = x**2
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     losses = []
-    for _ in range(4):
+    for _ in range(3):
         opt.zero_grad()
         loss = poisson_nll(target, model(x, pos).pred_intensity)
         loss.backward()
