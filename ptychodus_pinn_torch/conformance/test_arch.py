@@ -316,11 +316,12 @@ def test_atomic_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_replace(src: Any, dst: Any) -> None:
         raise OSError("disk full")
 
+    previous = target.read_bytes()  # the second save's archive (its created_utc may differ)
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         save_archive(tmp_path, make_bundle(gridsize=2))
     assert sorted(p.name for p in tmp_path.iterdir()) == [ARCHIVE_NAME]
-    assert target.read_bytes() == first_bytes
+    assert target.read_bytes() == previous
     monkeypatch.undo()
     assert load_archive(target).gridsize == 1
 
@@ -444,6 +445,18 @@ def test_upstream_pickled_torch_bundle_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.spec("ARCH-007")
+def test_torch_checkpoint_and_npz_recognized(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(hostile_weights(marker))  # a torch zip: last/data.pkl, last/data/0, ...
+    refused(ckpt, "torch checkpoint", "never unpickles", cls=ForeignArchiveError)
+    npz = tmp_path / "train.npz"
+    np.savez(npz, **{f"a{i}": np.zeros(2) for i in range(20)})  # 20 arrays: > 16 members
+    refused(npz, ".npz", "not a model archive")
+    assert not marker.exists()
+
+
+@pytest.mark.spec("ARCH-007")
 def test_manifest_backend_tensorflow_refused(good: tuple[Path, ModelBundle],
                                              tmp_path: Path) -> None:
     members = with_manifest(read_members(good[0]), lambda m: m.update(backend="tensorflow"))
@@ -515,6 +528,10 @@ def test_too_many_members(good: tuple[Path, ModelBundle], tmp_path: Path) -> Non
     members += [(f"junk/{i}", b"") for i in range(archive.MAX_MEMBERS)]
     path = write_zip(tmp_path / ARCHIVE_NAME, members)
     refused(path, f"{len(members)} members", str(archive.MAX_MEMBERS))
+    # far too many: refused from the end record, before zipfile parses a single entry
+    many = tmp_path / "many.zip"
+    write_zip(many, [(f"j{i}", b"") for i in range(archive.MAX_ENTRIES_PARSED + 1)])
+    refused(many, f"{archive.MAX_ENTRIES_PARSED + 1} members", "unread")
 
 
 @pytest.mark.spec("ARCH-010")
@@ -690,8 +707,12 @@ def test_central_directory_and_zip64_records(good: tuple[Path, ModelBundle],
     with zipfile.ZipFile(big, "w") as zf:
         for name, data in members.items():
             info = zipfile.ZipInfo(name)
-            info.comment = b"c" * 30000  # 3 x 30 kB of entry comments: a 90 kB directory
+            info.comment = b"c" * 65535  # entry comments of 64 kB each
             zf.writestr(info, data)
+        for i in range(14):
+            info = zipfile.ZipInfo(f"pad{i}")
+            info.comment = b"c" * 65535  # 17 x 64 kB: a directory above 1 MiB
+            zf.writestr(info, b"")
     refused(big, "central directory")
     data = bytearray(good[0].read_bytes())
     eocd = data.rfind(b"PK\x05\x06")

@@ -80,10 +80,12 @@ WEIGHTS_MEMBER = "diffraction_to_obj/model.pt"
 KNOWN_MEMBERS: tuple[str, ...] = (MANIFEST_MEMBER, PROBE_MEMBER, WEIGHTS_MEMBER)
 
 _MiB = 1 << 20
-#: Most entries an archive may list (a format-1 archive has 3).
+#: Most entries a model archive may hold (a format-1 archive has 3).
 MAX_MEMBERS = 16
-#: Largest central directory accepted (bytes); 16 sane entries need about 1 KiB.
-MAX_CENTRAL_DIRECTORY_BYTES = 64 * 1024
+#: Most entries whose names are parsed at all (enough to recognize another backend's file).
+MAX_ENTRIES_PARSED = 4096
+#: Largest central directory parsed (bytes).
+MAX_CENTRAL_DIRECTORY_BYTES = 1 * _MiB
 #: Largest uncompressed size accepted per member (bytes).
 MAX_MEMBER_BYTES: dict[str, int] = {
     MANIFEST_MEMBER: 16 * _MiB,
@@ -540,8 +542,9 @@ def _fsync_dir(folder: Path) -> None:
 
 def _check_end_record(fh: IO[bytes], where: str) -> None:
     """Refuse, from the end-of-central-directory record alone (before zipfile parses the
-    central directory), a file that is not a zip, a zip64 archive, more than MAX_MEMBERS
-    entries, or a central directory above MAX_CENTRAL_DIRECTORY_BYTES."""
+    central directory), a file that is not a zip, a multi-part or malformed zip64 archive,
+    more than MAX_ENTRIES_PARSED entries, or a central directory above
+    MAX_CENTRAL_DIRECTORY_BYTES (zip64 archives are judged by their zip64 end record)."""
     fh.seek(0, os.SEEK_END)
     size = fh.tell()
     if size < _EOCD_SIZE:
@@ -561,20 +564,36 @@ def _check_end_record(fh: IO[bytes], where: str) -> None:
         "<4sHHHHIIH", tail[pos : pos + _EOCD_SIZE]
     )
     locator_at = size - tail_len + pos - 20  # a zip64 locator sits right before the record
-    zip64_locator = False
+    locator = b""
     if locator_at >= 0:
         fh.seek(locator_at)
-        zip64_locator = fh.read(4) == b"PK\x06\x07"
-    if zip64_locator or 0xFFFF in (n_disk, n_total) or 0xFFFFFFFF in (cd_size, cd_offset):
+        locator = fh.read(20)
+    if locator[:4] == b"PK\x06\x07":
+        # zip64 (torch.save writes it): the zip64 end record sits right before the locator,
+        # where zipfile reads it too; its 8-byte counts and sizes replace the classic ones
+        _, z_disk, _, z_disks = struct.unpack("<4sIQI", locator)
+        record = b""
+        if locator_at >= 56:
+            fh.seek(locator_at - 56)
+            record = fh.read(56)
+        if record[:4] != b"PK\x06\x06" or z_disk != 0 or z_disks != 1:
+            raise ArchiveError(
+                f"{where} has a zip64 locator without a single-file zip64 end record; refused "
+                f"as corrupt."
+            )
+        (_, _, _, _, disk, cd_disk, n_disk, n_total, cd_size, _) = struct.unpack(
+            "<4sQHHIIQQQQ", record
+        )
+    elif 0xFFFF in (n_disk, n_total) or 0xFFFFFFFF in (cd_size, cd_offset):
         raise ArchiveError(
-            f"{where} is a zip64 archive, which this format never uses; refused as too large."
+            f"{where} has zip64 markers but no zip64 end record; refused as corrupt."
         )
     if disk != 0 or cd_disk != 0 or n_disk != n_total:
         raise ArchiveError(f"{where} is a multi-part zip archive; refused, use a single file.")
-    if n_total > MAX_MEMBERS:
+    if n_total > MAX_ENTRIES_PARSED:
         raise ArchiveError(
             f"{where} lists {n_total} members, more than the {MAX_MEMBERS} a model archive may "
-            f"hold; refused as hostile or not a model archive."
+            f"hold; refused unread as hostile or not a model archive."
         )
     if cd_size > MAX_CENTRAL_DIRECTORY_BYTES:
         raise ArchiveError(
@@ -614,6 +633,19 @@ def _detect_foreign(names: list[str], where: str) -> None:
             f"backend (ptychodus-pinn-torch) never unpickles; load it with upstream's "
             f"ptycho_torch, or retrain with `pinn-torch train`."
         )
+    checkpoint = sorted(n for n in names if re.fullmatch(r"[^/]+/data\.pkl", n))
+    if checkpoint and not tf_found:
+        raise ForeignArchiveError(
+            f"{where} is a pickled torch checkpoint ({checkpoint[0]}), e.g. a Lightning .ckpt "
+            f"of upstream ptycho_torch (ptychodus' own PtychoPINN torch reconstructor), which "
+            f"this PyTorch backend (ptychodus-pinn-torch) never unpickles; load it with that "
+            f"reconstructor, or pass the {ARCHIVE_NAME} that `pinn-torch train` wrote."
+        )
+    if names and all(n.endswith(".npy") for n in names):
+        raise ArchiveError(
+            f"{where} is a NumPy .npz file ({', '.join(sorted(names)[:4])}...), i.e. data, not a "
+            f"model archive; pass the {ARCHIVE_NAME} that training wrote."
+        )
     if tf_found:
         raise ForeignArchiveError(
             f"{where} is a TensorFlow PtychoPINN archive ({', '.join(tf_found)}) written by the "
@@ -626,12 +658,17 @@ def _detect_foreign(names: list[str], where: str) -> None:
 
 def _check_members(zf: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
     infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:  # the end record said otherwise: inconsistent
+    if len(infos) > MAX_ENTRIES_PARSED:  # the end record said otherwise: inconsistent
         raise ArchiveError(f"{where} lists {len(infos)} members; refused as hostile.")
     names = [info.filename for info in infos]
     for name in names:
         _check_member_name(name, where)
     _detect_foreign(names, where)
+    if len(infos) > MAX_MEMBERS:
+        raise ArchiveError(
+            f"{where} lists {len(infos)} members, more than the {MAX_MEMBERS} a model archive "
+            f"may hold; refused as hostile or not a model archive."
+        )
     seen: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         if info.filename in seen:
@@ -639,15 +676,16 @@ def _check_members(zf: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo
                 f"{where} holds the member {info.filename!r} twice; refused as ambiguous."
             )
         seen[info.filename] = info
+    if MANIFEST_MEMBER not in seen:
+        raise ArchiveError(
+            f"{where} has no {MANIFEST_MEMBER} (members: {', '.join(sorted(seen)[:5])}); it is "
+            f"not a ptychodus-pinn-torch model archive."
+        )
     unknown = sorted(set(seen) - set(KNOWN_MEMBERS))
     if unknown:
         raise ArchiveError(
             f"{where} holds unexpected members {unknown}; a format-{FORMAT_VERSION} model archive "
             f"holds only {list(KNOWN_MEMBERS)}."
-        )
-    if MANIFEST_MEMBER not in seen:
-        raise ArchiveError(
-            f"{where} has no {MANIFEST_MEMBER}; it is not a ptychodus-pinn-torch model archive."
         )
     for name, info in seen.items():
         limit = MAX_MEMBER_BYTES[name]
