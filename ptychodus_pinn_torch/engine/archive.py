@@ -636,10 +636,11 @@ def _detect_foreign(names: list[str], where: str) -> None:
     checkpoint = sorted(n for n in names if re.fullmatch(r"[^/]+/data\.pkl", n))
     if checkpoint and not tf_found:
         raise ForeignArchiveError(
-            f"{where} is a pickled torch checkpoint ({checkpoint[0]}), e.g. a Lightning .ckpt "
-            f"of upstream ptycho_torch (ptychodus' own PtychoPINN torch reconstructor), which "
-            f"this PyTorch backend (ptychodus-pinn-torch) never unpickles; load it with that "
-            f"reconstructor, or pass the {ARCHIVE_NAME} that `pinn-torch train` wrote."
+            f"{where} is a pickled torch checkpoint ({checkpoint[0]}: a training checkpoint, or "
+            f"a Lightning .ckpt of upstream ptycho_torch as ptychodus' own PtychoPINN torch "
+            f"reconstructor uses), not a model archive, and this PyTorch backend "
+            f"(ptychodus-pinn-torch) never unpickles it; pass the {ARCHIVE_NAME} that training "
+            f"wrote next to it."
         )
     if names and all(n.endswith(".npy") for n in names):
         raise ArchiveError(
