@@ -423,10 +423,21 @@ class GuiDriver:
         actions.train_button.click()
         yield Wait(lambda: monitor.is_processing or monitor.get_completed_runs() > runs, 20,
                    "training to start")
-        yield _delay(1.2)
-        self.screenshot("2_training")
-        yield Wait(lambda: monitor.get_completed_runs() > runs and not monitor.is_processing,
-                   self.timeout_s, "training to finish")
+        # watch ptychodus' progress bar as a user would; screenshot it once an epoch is done
+        bar = pc._status_view.progress_bar
+        bar_seen: set[tuple[int, int]] = set()
+
+        def finished() -> bool:
+            if bar.isVisible():
+                bar_seen.add((bar.value(), bar.maximum()))
+            return monitor.get_completed_runs() > runs and not monitor.is_processing
+
+        yield Wait(lambda: finished() or (bar.isVisible() and bar.value() >= 1),
+                   self.timeout_s, "the progress bar to pass the first epoch")
+        if not finished():
+            self.screenshot("2_training")
+        yield Wait(finished, self.timeout_s, "training to finish")
+        self.report["progress_bar_seen"] = sorted(bar_seen)
         error = monitor.get_last_error()
         if error is not None:
             raise AssertionError(f"training failed: {error!r}")

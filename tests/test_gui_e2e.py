@@ -162,6 +162,10 @@ def test_training_reports_progress_every_epoch(gui_run: dict[str, Any]) -> None:
     seen = [value for value, _ in progress]
     assert all(epoch in seen for epoch in range(1, EPOCHS + 1)), progress
     assert seen == sorted(seen)  # never goes backwards
+    # ptychodus' progress bar showed the run with the epoch count as its range
+    bar = [tuple(v) for v in gui_run["progress_bar_seen"]]
+    assert bar and {maximum for _, maximum in bar} == {EPOCHS}, bar
+    assert all(0 <= value <= EPOCHS for value, _ in bar), bar
 
 
 def test_inference_shows_a_nontrivial_object_and_the_losses(gui_run: dict[str, Any]) -> None:
