@@ -120,6 +120,7 @@ def group_for_training(
         gridsize=int(model.gridsize),
         enable_oversampling=bool(getattr(config, "enable_oversampling", False)),
         neighbor_pool_size=getattr(config, "neighbor_pool_size", None),
+        y_centring="physical",  # channel c of Y is centred where channel c of the model looks
     )
     tensors = tensors_from_grouped(grouped, positions_key="coords_start_relative")
     if need_labels and tensors.y is None:
