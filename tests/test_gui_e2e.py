@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -33,12 +34,33 @@ EPOCHS = 2
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
-def _free_display() -> int:
-    for number in range(99, 200):
-        if not (Path(f"/tmp/.X{number}-lock").exists()
-                or Path(f"/tmp/.X11-unix/X{number}").exists()):
-            return number
-    raise RuntimeError("no free X display number in :99..:199")
+def _start_xvfb(xvfb: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start Xvfb on a display number it picks itself (``-displayfd``): no race with others."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    text = b""
+    try:
+        deadline = time.monotonic() + 15
+        while not text.endswith(b"\n"):
+            ready, _, _ = select.select([read_fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(read_fd, 16)
+                if not chunk:
+                    break
+                text += chunk
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+    finally:
+        os.close(read_fd)
+    if not text.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"Xvfb did not report a display (exit {proc.poll()}, got {text!r})")
+    return proc, int(text)
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +80,8 @@ def display_env() -> Iterator[dict[str, str]]:
         env["QT_QPA_PLATFORM"] = "offscreen"
         yield env
         return
-    number = _free_display()
-    proc = subprocess.Popen(
-        [xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc, number = _start_xvfb(xvfb)
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{number}").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Xvfb :{number} did not start (exit {proc.poll()})")
-            time.sleep(0.05)
         env["DISPLAY"] = f":{number}"
         env["QT_QPA_PLATFORM"] = "xcb"
         yield env
