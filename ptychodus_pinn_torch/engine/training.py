@@ -393,7 +393,13 @@ def _train(
 
     train_module: torch.nn.Module = model
     if ctx.is_distributed:
+        import warnings
+
         from torch.nn.parallel import DistributedDataParallel
+
+        # 1-input-channel convolutions get grads whose strides differ from DDP's bucket views;
+        # harmless (torch says so), but it would print on every rank
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
 
         train_module = DistributedDataParallel(
             model,
