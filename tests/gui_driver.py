@@ -537,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds each of training and inference may take")
+    parser.add_argument("--no-install", action="store_true",
+                        help="do not call install(): rely on the autoload module that a "
+                        "non-editable install puts into ptychodus/plugins")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -544,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ptychodus_pinn_torch.host.install import install
 
-    if not install():
+    if not args.no_install and not install():
         print("install() failed", file=sys.stderr)
         return 3
     product, diffraction_file = simulate_dataset(args.workdir)
