@@ -32,6 +32,7 @@ import stat
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,19 @@ _READ_CHUNK = 1 * _MiB
 # PyTorch bundle (`ptycho_torch.model_manager`) write.
 _TF_MARKERS = ("manifest.dill", "model.keras", "custom_objects.dill", "params.dill", "model.h5")
 _UPSTREAM_TORCH_MARKERS = ("model.pth",)
+# What zipfile/zlib raise on malformed input (found by fuzzing, tests/test_archive_fuzz.py).
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+    OverflowError,
+)
 
 
 class ArchiveError(ValueError):
@@ -733,8 +747,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> byte
                 chunks.append(chunk)
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError,
-            RuntimeError) as exc:
+    except _ZIP_ERRORS as exc:
         raise ArchiveError(
             f"{where}: member {info.filename!r} is corrupt ({exc}); write the archive again."
         ) from exc
@@ -889,8 +902,7 @@ class _OpenArchive:
             _check_end_record(self._fh, self.where)
             try:
                 self.zf = zipfile.ZipFile(self._fh, "r")
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-                    struct.error) as exc:
+            except _ZIP_ERRORS as exc:
                 raise ArchiveError(
                     f"{self.where} is not a readable zip archive ({exc}); pass a {ARCHIVE_NAME} "
                     f"file written by ptychodus-pinn-torch."
@@ -983,7 +995,7 @@ def _check_torch_container(data: bytes, where: str) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as inner:
             infos = inner.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error) as exc:
+    except _ZIP_ERRORS as exc:
         raise ArchiveError(f"{where}: {WEIGHTS_MEMBER} is a corrupt torch file ({exc}).") from exc
     if len(infos) > MAX_WEIGHT_RECORDS:
         raise ArchiveError(
