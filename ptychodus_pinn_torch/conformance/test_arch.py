@@ -673,7 +673,8 @@ def _state_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 
 @pytest.mark.spec("ARCH-014")
-@pytest.mark.parametrize("change", ["missing", "unexpected", "shape", "dtype", "config"])
+@pytest.mark.parametrize("change", ["missing", "unexpected", "shape", "dtype", "config", "probe",
+                                    "scale"])
 def test_weights_must_fit(good: tuple[Path, ModelBundle], tmp_path: Path, change: str) -> None:
     path, bundle = good
     state = {k: v.clone() for k, v in bundle.model.state_dict().items()}
@@ -687,7 +688,16 @@ def test_weights_must_fit(good: tuple[Path, ModelBundle], tmp_path: Path, change
         state[key] = torch.zeros(2, 2)
     elif change == "dtype":
         state[key] = state[key].double()
-    if change == "config":  # weights of n_filters_scale=1 declared as n_filters_scale=2
+    if change == "probe":  # a valid probe.npy that is not the probe in the weights
+        buf = io.BytesIO()
+        np.save(buf, 2 * bundle.model.probe.detach().numpy(), allow_pickle=False)
+        members[PROBE] = buf.getvalue()
+        word = "differs from the probe held in the weights"
+    elif change == "scale":  # the manifest's scale is not exp(log_scale) of the weights
+        members = with_manifest(members, lambda m: m.update(intensity_scale=2 * m[
+            "intensity_scale"]))
+        word = "exp(log_scale)"
+    elif change == "config":  # weights of n_filters_scale=1 declared as n_filters_scale=2
         members = with_manifest(members, lambda m: m["model_config"].update(n_filters_scale=2))
         members = with_manifest(
             members, lambda m: m["training_config"]["model"].update(n_filters_scale=2))
