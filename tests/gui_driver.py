@@ -312,7 +312,7 @@ class GuiDriver:
 
     # -- the user's session -------------------------------------------------------------
     def steps(self) -> Iterator[Wait]:
-        from PyQt5.QtWidgets import QComboBox, QSpinBox
+        from PyQt5.QtWidgets import QComboBox, QLabel, QSpinBox
 
         c = self.controller
         model, view = c.model, c.view
@@ -447,9 +447,15 @@ class GuiDriver:
                    or time.monotonic() > deadline, 10, "Infer to become enabled")
         infer_enabled = actions.reconstruct_button.isEnabled()
         files = sorted(p.name for p in train_dir.iterdir())
+        status = page.findChild(QLabel, "PINNTorchModelStatus")
+        status_before = status.text() if status is not None else None
+        yield Wait(lambda: status is None or "none" not in status.text(), 4,
+                   "the panel's model status to show the trained model")
         self._step("trained", infer_enabled=infer_enabled,
                    button=actions.reconstruct_button.text(), files=files,
                    fixups=hasattr(pc, "_pinn_torch_fixups"),
+                   model_status=status.text() if status is not None else None,
+                   model_status_at_start=status_before,
                    progress=[p[1:] for p in self.progress_log])
         if not infer_enabled:
             # ptychodus 1.7 alone keeps Infer disabled here (the fix-up is missing); go on the

@@ -164,6 +164,8 @@ def test_infer_is_enabled_right_after_training(gui_run: dict[str, Any]) -> None:
         "host.panel.attach_controller_fixups(controller, processing_api))"
     )
     assert "loaded_model_manually" not in [s["step"] for s in gui_run["steps"]]
+    # our panel says which model Infer will use
+    assert step["model_status"] and "model.zip" in step["model_status"]
 
 
 def test_training_reports_progress_every_epoch(gui_run: dict[str, Any]) -> None:

@@ -250,6 +250,8 @@ def test_factory_of_the_real_library_builds_both_panels(qapp: QApplication) -> N
     assert supervised.objectName() == "PINNTorchPanel-supervised"
     header = pinn.findChild(QLabel)
     assert header is not None and "PtychoPINN-PyTorch / PINN" in header.text()
+    status = pinn.findChild(panel.ModelStatusLabel)
+    assert status is not None and status.text() == panel.ModelStatusLabel.NO_MODEL
     rows = _rows(pinn)
     epochs = _row_of(rows, _spec("training", "NumEpochs"))
     assert isinstance(epochs, QSpinBox)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ from ptychodus.controller.parameters import (
     ParameterViewBuilder,
 )
 from ptychodus.controller.processing import ReconstructorViewControllerFactory
+from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .settings import GROUP_NAMES, ParameterSpec, SettingsGroup
@@ -56,6 +58,7 @@ __all__ = [
     "PINNTorchViewControllerFactory",
     "attach_controller_fixups",
     "ControllerFixups",
+    "ModelStatusLabel",
     "build_settings_panel",
     "create_view_controller_factory",
     "install_controller_self_attach",
@@ -178,12 +181,54 @@ def _add_parameter(
         )
 
 
+class ModelStatusLabel(QLabel):
+    """One line saying which model Infer would use: ``Model: none ...`` or ``Model: <file>``.
+
+    ptychodus shows no model status anywhere. The label reads the reconstructor's
+    ``is_model_loaded()`` (and ``model_path`` when it has one) once a second while it is
+    visible, the same cadence as ptychodus' own GUI task timer.
+    """
+
+    NO_MODEL = "Model: none loaded (Train, or Load Model... from the \u25be menu)"
+
+    def __init__(self, reconstructor: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PINNTorchModelStatus")
+        self.setWordWrap(True)
+        self._reconstructor = reconstructor
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+        self.refresh()
+
+    def refresh(self) -> None:
+        if not self.isVisible() and self.text():
+            return
+        try:
+            loaded = bool(self._reconstructor.is_model_loaded())
+            path = getattr(self._reconstructor, "model_path", None)
+        except Exception:
+            logger.exception("ptychodus-pinn-torch: model status unavailable")
+            return
+        if not loaded:
+            text = self.NO_MODEL
+        elif path:
+            text = f"Model: {Path(path).name} ({Path(path).parent})"
+        else:
+            text = "Model: loaded"
+        if text != self.text():
+            self.setText(text)
+            self.setToolTip(str(path) if loaded and path else "")
+
+
 def build_settings_panel(
     groups: Sequence[SettingsGroup],
     reconstructor_name: str,
     *,
     library_name: str = "PtychoPINN-PyTorch",
     file_dialog_factory: Any | None = None,
+    reconstructor: Any | None = None,
 ) -> QWidget:
     """Build the settings panel of one reconstructor from the library's settings groups.
 
@@ -194,6 +239,8 @@ def build_settings_panel(
     :param library_name: shown in the panel's header line.
     :param file_dialog_factory: ptychodus' ``FileDialogFactory`` (unused by today's parameter
         kinds; passed on to ``ParameterViewBuilder`` for path parameters).
+    :param reconstructor: the ptychodus ``TrainableReconstructor`` the panel belongs to; when
+        given, a :class:`ModelStatusLabel` under the header shows its model.
     :return: a QWidget whose objectName is ``PINNTorchPanel-<reconstructor, casefolded>``; one
         group box per section, titled by :data:`SECTION_TITLES`.
     """
@@ -216,6 +263,8 @@ def build_settings_panel(
     layout = QVBoxLayout()
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(header)
+    if reconstructor is not None:
+        layout.addWidget(ModelStatusLabel(reconstructor))
     layout.addWidget(settings_widget)
     panel.setLayout(layout)
     return panel
@@ -263,16 +312,17 @@ class PINNTorchViewControllerFactory(ReconstructorViewControllerFactory):
 
     def create_view_controller(self, reconstructor_name: str) -> QWidget:
         # ptychodus passes the name casefolded; show the library's own spelling
-        shown = next(
-            (str(r.name) for r in self._library
+        reconstructor = next(
+            (r for r in self._library
              if str(r.name).casefold() == reconstructor_name.casefold()),
-            reconstructor_name,
+            None,
         )
         return build_settings_panel(
             self._groups,
-            shown,
+            reconstructor_name if reconstructor is None else str(reconstructor.name),
             library_name=self.name,
             file_dialog_factory=self._file_dialog_factory,
+            reconstructor=reconstructor,
         )
 
 
