@@ -28,11 +28,13 @@ def _shift_pad_axis(v: torch.Tensor, frac: torch.Tensor, dim: int) -> torch.Tens
     shape = [v.shape[0]] + [1] * (v.ndim - 1)
     f = frac.view(shape)
     size = list(v.shape)
-    size[dim] += 1
-    out = v.new_zeros(size)
-    m = v.shape[dim]
-    out.narrow(dim, 0, m).add_(v * (1 - f))
-    out.narrow(dim, 1, m).add_(v * f)
+    m = size[dim]
+    size[dim] = m + 1
+    out = torch.empty(size, dtype=v.dtype, device=v.device)
+    head = out.narrow(dim, 0, m)
+    torch.mul(v, 1 - f, out=head)
+    out.narrow(dim, m, 1).zero_()
+    out.narrow(dim, 1, m).addcmul_(v, f.expand_as(v))
     return out
 
 
@@ -82,17 +84,20 @@ class CanvasAccumulator:
         col0 = col0.to(device=dev, dtype=torch.float64)
         ir, ic = torch.floor(row0), torch.floor(col0)
         fr, fc = (row0 - ir).to(rdt), (col0 - ic).to(rdt)
-        w = (
-            torch.ones((m, m2), dtype=rdt, device=dev)
-            if weight is None
-            else weight.to(device=dev, dtype=rdt)
-        )
         if tiles.is_complex():
-            re, im = tiles.real.to(rdt), tiles.imag.to(rdt)
+            re, im = tiles.real, tiles.imag
         else:
-            re = tiles.to(rdt)
-            im = torch.zeros_like(re)
-        stacked = torch.stack((re * w, im * w, w.expand(c, m, m2)), dim=-1)  # (c, m, m, 3)
+            re, im = tiles, torch.zeros((), dtype=rdt, device=dev).expand(c, m, m2)
+        stacked = torch.empty((c, m, m2, 3), dtype=rdt, device=dev)
+        if weight is None:
+            stacked[..., 0] = re
+            stacked[..., 1] = im
+            stacked[..., 2] = 1.0
+        else:
+            w = weight.to(device=dev, dtype=rdt)
+            torch.mul(re.to(rdt), w, out=stacked[..., 0])
+            torch.mul(im.to(rdt), w, out=stacked[..., 1])
+            stacked[..., 2] = w
         stacked = _shift_pad_axis(stacked, fc, dim=2)  # columns -> (c, m, m + 1, 3)
         stacked = _shift_pad_axis(stacked, fr, dim=1)  # rows -> (c, m + 1, m + 1, 3)
         rows = ir.to(torch.int64).view(c, 1) + torch.arange(m + 1, device=dev).view(1, -1)
@@ -102,7 +107,7 @@ class CanvasAccumulator:
         ok = row_ok.view(c, m + 1, 1) & col_ok.view(c, 1, m2 + 1)
         flat = rows.clamp(0, H - 1).view(c, m + 1, 1) * W + cols.clamp(0, W - 1).view(c, 1, m2 + 1)
         if not bool(ok.all()):
-            stacked = stacked * ok.unsqueeze(-1).to(rdt)
+            stacked.mul_(ok.unsqueeze(-1).to(rdt))
         self.sums.index_add_(0, flat.reshape(-1), stacked.reshape(-1, 3))
 
     def numerator(self) -> torch.Tensor:
