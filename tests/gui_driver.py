@@ -442,7 +442,7 @@ class GuiDriver:
         if error is not None:
             raise AssertionError(f"training failed: {error!r}")
         # the GUI thread learns about the finished run from ptychodus' 1 s task timer
-        deadline = time.monotonic() + 4.0
+        deadline = time.monotonic() + 8.0
         yield Wait(lambda: actions.reconstruct_button.isEnabled()
                    or time.monotonic() > deadline, 10, "Infer to become enabled")
         infer_enabled = actions.reconstruct_button.isEnabled()

@@ -217,4 +217,4 @@ def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> N
         assert shots[name]["window_stats"]["std"] > 5.0, shots[name]
         if gui_run["_platform"] == "xcb" and "x11_stats" in shots[name]:
             assert shots[name]["x11_stats"]["std"] > 5.0
-    assert gui_run["_wall_s"] < 120
+    assert gui_run["_wall_s"] < 180  # typically 35-65 s on 2 shared cores

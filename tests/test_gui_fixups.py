@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from ptychodus_pinn_torch.host import panel  # noqa: E402
-from ptychodus_pinn_torch.host.install import install  # noqa: E402
+from ptychodus_pinn_torch.host.install import install, is_installed, uninstall  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -31,6 +31,7 @@ PINN = "ptychopinn-pytorch_pinn"
 def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A real ptychodus GUI (not shown) with our hooks, one registered simulated dataset."""
     app = QApplication.instance() or QApplication(["test_gui_fixups"])
+    was_installed = is_installed()
     assert install()
     from gui_driver import simulate_dataset
     from ptychodus.controller import ControllerCore
@@ -48,6 +49,10 @@ def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     chat = controller._agent_chat_controller._input_controller
     chat._view.text_edit.removeEventFilter(chat)
     view.close()
+    # leave ptychodus' classes as this module found them
+    panel.remove_controller_self_attach()
+    if not was_installed:
+        uninstall()
 
 
 def test_fixups_attach_once_and_align_the_algorithm(gui: dict[str, Any]) -> None:
