@@ -193,3 +193,12 @@ def test_file_mode_follows_umask_and_existing_file(tmp_path: Path) -> None:
     os.chmod(path, 0o640)
     save_archive(tmp_path, _bundle())
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_compiled_module_saved_unwrapped(tmp_path: Path) -> None:
+    bundle = _bundle()
+    plain_keys = sorted(bundle.model.state_dict())
+    bundle.model = torch.compile(bundle.model)  # an OptimizedModule: keys get "_orig_mod."
+    assert all(k.startswith("_orig_mod.") for k in bundle.model.state_dict())
+    loaded = load_archive(save_archive(tmp_path, bundle))
+    assert sorted(loaded.model.state_dict()) == plain_keys

@@ -300,6 +300,11 @@ def _legacy_params(bundle: ModelBundle, intensity_scale: float) -> dict[str, Any
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DataParallel / DistributedDataParallel / ``torch.compile`` wrapper
+    (whose state-dict keys carry a prefix), else ``model``."""
+    compiled = getattr(model, "_orig_mod", None)
+    if isinstance(compiled, nn.Module):
+        model = compiled
     inner = getattr(model, "module", None)
     if isinstance(inner, nn.Module) and type(model).__name__ in (
         "DistributedDataParallel",
@@ -310,6 +315,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def _model_intensity_scale(model: nn.Module) -> float | None:
+    """``exp(model.log_scale)`` as a float (the scalar log_scale parameter is float32), or
+    None for a module without ``log_scale``."""
     log_scale = getattr(model, "log_scale", None)
     if isinstance(log_scale, torch.Tensor):
         return float(torch.exp(log_scale.detach().double().cpu()).reshape(-1)[0])
@@ -317,6 +324,8 @@ def _model_intensity_scale(model: nn.Module) -> float | None:
 
 
 def _check_probe(probe: Any, n: int, where: str) -> np.ndarray:
+    """``probe`` (array or tensor, any device) as a ``(n, n)`` complex64 numpy array; refused
+    unless it is 2-D of that shape, complex and finite."""
     if isinstance(probe, torch.Tensor):
         probe = probe.detach().cpu().numpy()
     arr = np.asarray(probe)
@@ -336,6 +345,8 @@ def _check_probe(probe: Any, n: int, where: str) -> np.ndarray:
 
 
 def _state_dict_bytes(model: nn.Module) -> tuple[bytes, int]:
+    """``torch.save`` bytes of the model's state dict (tensors detached, on CPU, contiguous)
+    and the number of tensors."""
     state = model.state_dict()
     clean: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -351,12 +362,14 @@ def _state_dict_bytes(model: nn.Module) -> tuple[bytes, int]:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
+    """The ``.npy`` file of ``array`` (any shape/dtype without objects), written without pickle."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 
 def _sha256(data: bytes) -> str:
+    """Lowercase hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -415,6 +428,7 @@ def build_manifest(bundle: ModelBundle, *, weights: bytes, probe_npy: bytes, n_t
 
 
 def _trainable_flags(bundle: ModelBundle) -> dict[str, bool]:
+    """Whether the model's probe and log_scale parameters require gradients (rebuilt alike)."""
     model = _unwrap(bundle.model)
     log_scale = getattr(model, "log_scale", None)
     scale_trainable = bool(isinstance(log_scale, torch.Tensor) and log_scale.requires_grad)
@@ -618,6 +632,8 @@ def _check_end_record(fh: IO[bytes], where: str) -> None:
 
 
 def _check_member_name(name: str, where: str) -> None:
+    """Refuse a member name that is empty, absolute, escapes with ``..``, holds a backslash or
+    NUL, or is longer than 255 characters (zip-slip)."""
     parts = name.split("/")
     if (
         not name
@@ -635,6 +651,8 @@ def _check_member_name(name: str, where: str) -> None:
 
 
 def _detect_foreign(names: list[str], where: str) -> None:
+    """Recognize, from member names alone, a TensorFlow archive, upstream's pickled
+    ptycho_torch bundle, a torch checkpoint or an ``.npz`` data file, and refuse it."""
     basenames = {n.rsplit("/", 1)[-1] for n in names}
     if MANIFEST_MEMBER in names:
         return
@@ -672,6 +690,8 @@ def _detect_foreign(names: list[str], where: str) -> None:
 
 
 def _check_members(zf: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
+    """Check every member's name, the member set, and each member's declared size, ratio,
+    encryption and compression method, before anything is decompressed; name -> ZipInfo."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES_PARSED:  # the end record said otherwise: inconsistent
         raise ArchiveError(f"{where} lists {len(infos)} members; refused as hostile.")
@@ -765,6 +785,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> byte
 
 
 def _require(manifest: dict[str, Any], key: str, types: tuple[type, ...], where: str) -> Any:
+    """``manifest[key]``, refused when missing or not of ``types`` (bool is not an int)."""
     if key not in manifest:
         raise ArchiveError(
             f"{where}: manifest.json lacks the key {key!r}; the archive is incomplete."
@@ -779,6 +800,7 @@ def _require(manifest: dict[str, Any], key: str, types: tuple[type, ...], where:
 
 
 def _check_digest(section: dict[str, Any], key: str, member: str, where: str) -> None:
+    """Refuse a manifest section naming another member or without a well-formed sha256."""
     if section.get("member") != member:
         raise ArchiveError(
             f"{where}: manifest.json {key}.member is {section.get('member')!r}, "
@@ -793,6 +815,7 @@ def _check_digest(section: dict[str, Any], key: str, member: str, where: str) ->
 
 
 def _positive_int(value: Any) -> bool:
+    """True for an int > 0 that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
@@ -878,6 +901,7 @@ def validate_manifest(manifest: Any, where: str = "archive") -> dict[str, Any]:
 
 
 def _parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """Strict JSON (UTF-8, no NaN/Infinity) -> validated manifest dict."""
     def no_constants(token: str) -> Any:
         raise ValueError(f"the non-standard JSON constant {token}")
 
@@ -969,6 +993,7 @@ def peek_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _load_probe(data: bytes, n: int, where: str) -> np.ndarray:
+    """The ``(n, n)`` complex64 probe from ``.npy`` bytes, read with ``allow_pickle=False``."""
     try:
         probe = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -1018,6 +1043,8 @@ def _check_torch_container(data: bytes, where: str) -> None:
 
 
 def _load_state_dict(data: bytes, device: torch.device, where: str) -> dict[str, torch.Tensor]:
+    """The state dict (name -> tensor on ``device``) from ``torch.save`` bytes, read only with
+    ``torch.load(weights_only=True)`` after the container checks."""
     _check_torch_container(data, where)
     try:
         state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
