@@ -195,6 +195,8 @@ def test_file_mode_follows_umask_and_existing_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
+@pytest.mark.slow  # about 5 s: importing torch._dynamo, which torch.compile needs, is slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_compiled_module_saved_unwrapped(tmp_path: Path) -> None:
     bundle = _bundle()
     plain_keys = sorted(bundle.model.state_dict())
