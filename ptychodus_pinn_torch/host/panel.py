@@ -11,9 +11,18 @@ Public API
     reconstructor (``pinn``, ``supervised``; ptychodus passes the name casefolded) and puts the
     returned widget into the Processing view's stacked widget.
 :func:`attach_controller_fixups`
-    ``(controller, processing_api) -> None``: GUI-side repairs of ptychodus 1.7's
-    ``ProcessingController`` (Infer disabled after a training run; the algorithm combo box showing
-    an algorithm other than the selected one). Idempotent and fail-open.
+    ``(controller, processing_api) -> ControllerFixups | None``: GUI-side repairs of ptychodus
+    1.7's ``ProcessingController``: Infer re-enabled right after a training run, Infer kept
+    disabled while there is no model, the loss plot readable when losses are <= 0, and the
+    algorithm combo box never showing an algorithm other than the selected one. Idempotent and
+    fail-open.
+:func:`install_controller_self_attach`
+    called by :func:`create_view_controller_factory`: every ``ProcessingController`` attaches
+    those repairs to itself at the end of its ``__init__`` (so the host's install wrapper does
+    not have to call :func:`attach_controller_fixups`; calling it anyway is harmless).
+
+Each panel shows a header (library / reconstructor and one line on what it trains), a
+:class:`ModelStatusLabel` (which model Infer would use) and one group box per settings group.
 
 The panel is built with ptychodus' own ``ParameterViewBuilder`` from the parameter table
 :data:`ptychodus_pinn_torch.host.settings.PARAMETERS`: enumerated values (``AmpActivation``,
