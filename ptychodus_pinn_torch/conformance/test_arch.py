@@ -622,9 +622,12 @@ def _drop(key: str) -> Callable[[dict[str, Any]], None]:
         (lambda m: m["weights"].update(member="../x"), ["member"]),
         (lambda m: m["model_config"].update(fancy=1), ["unknown", "fancy"]),
         (lambda m: m["model_config"].update(N=100), ["N", "100"]),
+        (lambda m: m["training_config"]["model"].update(n_filters_scale=2),
+         ["training_config.model", "model_config"]),
     ],
     ids=["no-backend", "backend-jax", "version-2", "version-str", "no-d2o", "no-N",
-         "no-gridsize", "scale", "no-weights", "bad-sha", "member-path", "unknown-field", "N100"],
+         "no-gridsize", "scale", "no-weights", "bad-sha", "member-path", "unknown-field", "N100",
+         "nested-model"],
 )
 def test_invalid_manifest(good: tuple[Path, ModelBundle], tmp_path: Path,
                           edit: Callable[[dict[str, Any]], None], words: list[str]) -> None:

@@ -1130,15 +1130,21 @@ def load_archive(
     with _OpenArchive(path) as archive:
         manifest = archive.manifest
         where = archive.where
+        # cheap checks first: the configs, before megabytes of weights are read
+        model_config = _config_from_dict(manifest["model_config"], "model", where)
+        training_config = (
+            None
+            if manifest.get("training_config") is None
+            else _config_from_dict(manifest["training_config"], "training", where)
+        )
+        if training_config is not None and training_config.model != model_config:
+            raise ArchiveError(
+                f"{where}: manifest.json training_config.model differs from model_config; the "
+                f"archive is inconsistent."
+            )
         n = int(manifest["model_config"]["N"])
         probe = _load_probe(archive.read_checked("probe"), n, where)
         state = _load_state_dict(archive.read_checked("weights"), torch.device("cpu"), where)
-    model_config = _config_from_dict(manifest["model_config"], "model", where)
-    training_config = (
-        None
-        if manifest.get("training_config") is None
-        else _config_from_dict(manifest["training_config"], "training", where)
-    )
     trainable = manifest.get("trainable", {})
     try:
         model = build_model(
