@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--save", default=None, help="also save wts.h5.zip and rec.npz here")
     args = parser.parse_args(argv)
 
     import torch
@@ -132,6 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     t3 = time.perf_counter()
     box = scanned_box(raw.xcoords, raw.ycoords, rec.object.shape)
     metrics = quality_metrics(rec.object, raw.objectGuess, box)
+    uniform = reconstruct(result.bundle, raw, device=args.device, weighting="uniform")
+    metrics_uniform = quality_metrics(uniform.object, raw.objectGuess, box)
+    if args.save:
+        from pathlib import Path
+
+        from ptychodus_pinn_torch.engine.archive import save_archive
+
+        folder = Path(args.save)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_archive(folder / "wts.h5.zip", result.bundle)
+        raw.to_file(folder / "scan.npz")
+        np.savez_compressed(folder / "rec.npz", object=rec.object, coverage=rec.coverage)
     report = {
         "seed": args.seed,
         "object": args.object,
@@ -147,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(t3 - t0, 1),
         "torch_threads": torch.get_num_threads(),
         **{k: round(v, 4) for k, v in metrics.items()},
+        "uniform_weighting": {k: round(v, 4) for k, v in metrics_uniform.items()},
     }
     print(json.dumps(report, indent=1))
     if args.json:

@@ -21,6 +21,8 @@ from ptychodus_pinn_torch.engine.devices import select_device
 
 #: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
 CANVAS_M = 20
+#: how overlapping patches are averaged onto the object grid
+WEIGHTINGS = ("probe", "uniform")
 
 
 @dataclass
@@ -99,6 +101,7 @@ def reconstruct(
     batch_size: int = 64,
     device: str = "auto",
     canvas: bool = False,
+    weighting: str = "probe",
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -107,6 +110,9 @@ def reconstruct(
         optional ``objectGuess`` (H, W) whose grid the output uses).
     batch_size: groups per network call (> 0). device: "auto", "cpu", "cuda", ...
     canvas: also compute upstream's ``reassemble_position`` canvas (M = 20).
+    weighting: ``"probe"`` (default) averages overlapping patches with weights ``|P|²`` (the
+        normalized probe intensity, max 1), so each object pixel is taken from the patches that
+        illuminated it; ``"uniform"`` averages the central N/2 crop of every patch equally.
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
@@ -115,6 +121,8 @@ def reconstruct(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     t0 = time.perf_counter()
     n, gridsize = int(bundle.N), int(bundle.gridsize)
     training_config = getattr(bundle, "training_config", None)
@@ -143,7 +151,12 @@ def reconstruct(
             f"x={origin[0]:g}, y={origin[1]:g}"
         )
     obj, coverage = stitch_to_object_grid(
-        patches, x - origin[0], y - origin[1], shape, crop=_stitch_crop(bundle)
+        patches,
+        x - origin[0],
+        y - origin[1],
+        shape,
+        crop=_stitch_crop(bundle),
+        weights=stitch_weights(bundle) if weighting == "probe" else "uniform",
     )
     result_canvas = None
     if canvas:
@@ -170,3 +183,15 @@ def _stitch_crop(bundle: Any) -> int | None:
     if bool(getattr(cfg, "pad_object", True)):
         return int(bundle.N) // 2
     return None
+
+
+def stitch_weights(bundle: Any) -> np.ndarray:
+    """(N, N) float32 stitching weights ``|P|² / max|P|²`` of the bundle's (normalized) probe."""
+    probe = np.asarray(bundle.probe)
+    if probe.shape != (int(bundle.N), int(bundle.N)):
+        probe = bundle.model.probe.detach().cpu().numpy()
+    w = np.abs(probe).astype(np.float64) ** 2
+    peak = float(w.max())
+    if not np.isfinite(peak) or peak <= 0:
+        raise ValueError("the model's probe is zero or not finite; retrain with a real probe")
+    return (w / peak).astype(np.float32)
