@@ -197,11 +197,13 @@ def _delay(seconds: float) -> Wait:
     return Wait(lambda: time.monotonic() >= end, seconds + 5.0, f"{seconds} s to pass")
 
 
-def _form_field(panel: Any, label: str) -> Any:
-    """The field widget of the form row labelled ``label`` anywhere inside ``panel``."""
+def _form_field(panel: Any, label: str, group: str) -> Any:
+    """The field widget of the form row labelled ``label`` in group box ``group`` of ``panel``."""
     from PyQt5.QtWidgets import QFormLayout, QGroupBox, QLabel
 
     for box in panel.findChildren(QGroupBox):
+        if box.title() != group:
+            continue
         layout = box.layout()
         if not isinstance(layout, QFormLayout):
             continue
@@ -211,7 +213,7 @@ def _form_field(panel: Any, label: str) -> Any:
             if isinstance(widget, QLabel) and widget.text() == label:
                 field = layout.itemAt(row, QFormLayout.ItemRole.FieldRole)
                 return field.widget()
-    raise LookupError(f"panel {panel.objectName()!r} has no row labelled {label!r}")
+    raise LookupError(f"panel {panel.objectName()!r} has no row {label!r} in group {group!r}")
 
 
 class GuiDriver:
@@ -367,20 +369,20 @@ class GuiDriver:
             raise AssertionError(f"the Processing panel is {page.objectName()!r}, not ours")
 
         # 3. tiny training settings, typed into our panel
-        epochs = _form_field(page, "Epochs:")
+        epochs = _form_field(page, "Epochs:", "Training")
         assert isinstance(epochs, QSpinBox)
         epochs.setValue(self.epochs)
-        scale = _form_field(page, "Filter scale:")
+        scale = _form_field(page, "Filter scale:", "Model")
         assert isinstance(scale, QSpinBox)
         scale.setValue(1)
-        groups = _form_field(page, "Groups:")
+        groups = _form_field(page, "Groups:", "Training")
         groups.setText("64")
         groups.editingFinished.emit()
-        batch = _form_field(page, "Batch size:")
+        batch = _form_field(page, "Batch size:", "Training")
         assert isinstance(batch, QComboBox)
         batch.setCurrentIndex(batch.findText("16"))
         batch.textActivated.emit("16")
-        device = _form_field(page, "Device:")
+        device = _form_field(page, "Device:", "Execution")
         assert isinstance(device, QComboBox)
         device.setCurrentIndex(device.findText("cpu"))
         device.textActivated.emit("cpu")
