@@ -53,15 +53,19 @@ def build_training_config(values: dict[str, dict[str, Any]], *, N: int, model_ty
                           output_dir: Path) -> Any:
     """Spec ``TrainingConfig`` (nested ``ModelConfig``) from the settings values.
 
-    ``backend`` is ``"pytorch"``. Raises ValueError naming the ptychodus setting to change.
+    ``backend`` is ``"pytorch"``; ``torch_loss_mode`` is ``"mae"`` for ``model_type
+    "supervised"`` (required by the config rules), else ``"poisson"``. Raises ValueError naming
+    the ptychodus setting to change.
     """
     from ptychodus_pinn_torch.config.spec import TrainingConfig, validate_training_config
 
     model = build_model_config(values, N=N, model_type=model_type)
     fields = {k: values["training"][k] for k in _TRAINING_FIELDS}
     try:
+        # the supervised variant trains on labels with the MAE loss (upstream Torch rule)
+        loss_mode = "mae" if model_type == "supervised" else "poisson"
         config = TrainingConfig(model=model, output_dir=Path(output_dir), backend="pytorch",
-                                **fields)
+                                torch_loss_mode=loss_mode, **fields)
         validate_training_config(config)
     except ValueError as exc:
         raise _with_setting_hint(exc, "training", _TRAINING_FIELDS) from None

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -103,13 +104,31 @@ class PINNTorchReconstructor(TrainableReconstructor):
             probeGuess=arrays["probeGuess"], scan_index=arrays["scan_index"],
             objectGuess=arrays["objectGuess"], diffraction_kind="amplitude",
         )
-        execution = self._settings.spec_values()["execution"]
-        result = reconstruct(self._bundle, data,
+        values = self._settings.spec_values()
+        execution = values["execution"]
+        result = reconstruct(self._inference_bundle(values["inference"]), data,
                              batch_size=int(execution["inference_batch_size"]),
                              device=str(execution["device"]))
         obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
         product = conversion.output_product(parameters.product, obj, self._losses)
         yield ReconstructOutput(product=product, progress=self.get_progress_goal())
+
+    def _inference_bundle(self, inference: dict[str, Any]) -> Any:
+        """The loaded bundle, with ``[PINNTorchInference] NumNearestNeighbors`` as the
+        grouping neighbour count (the engine groups inference data with the bundle's
+        ``training_config.neighbor_count``; it matters for GridSize > 1 only)."""
+        bundle = self._bundle
+        if inference.get("n_groups") or int(inference.get("n_samples", 1)) != 1:
+            logger.warning("[PINNTorchInference] NumGroups/NumSamples are not used: inference "
+                           "reconstructs one group per scan point")
+        config = getattr(bundle, "training_config", None)
+        k = int(inference["neighbor_count"])
+        if config is None or not dataclasses.is_dataclass(config) or bundle.gridsize == 1:
+            return bundle
+        if getattr(config, "neighbor_count", k) == k:
+            return bundle
+        return dataclasses.replace(bundle, training_config=dataclasses.replace(
+            config, neighbor_count=k))
 
     # ---------------------------------------------------------------- model files
     def is_model_loaded(self) -> bool:

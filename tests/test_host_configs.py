@@ -1,0 +1,62 @@
+"""Settings -> spec configs: every model/training parameter reaches its spec field; errors name
+the ptychodus setting; the supervised variant trains with the MAE loss mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ptychodus.api.settings import SettingsRegistry
+
+from ptychodus_pinn_torch.host.configs import (
+    build_train_options,
+    build_training_config,
+    setting_name,
+)
+from ptychodus_pinn_torch.host.settings import PARAMETERS, PINNTorchSettings
+
+CHANGED = {  # a non-default value for every model/training parameter
+    "GridSize": 2, "NumFiltersScale": 3, "AmpActivation": "swish", "ObjectBig": False,
+    "ProbeBig": False, "ProbeMask": True, "PadObject": False, "ProbeScale": 2.5,
+    "GaussianSmoothingSigma": 0.5, "NumPhotons": 1e8, "BatchSize": "32", "NumEpochs": 3,
+    "MAEWeight": 0.5, "NLLWeight": 0.75, "RealspaceMAEWeight": 0.25, "RealspaceWeight": 0.125,
+    "PositionsProvided": False, "ProbeTrainable": True, "IntensityScaleTrainable": False,
+    "NumGroups": 100, "NeighborCount": 6,
+}
+
+
+def test_every_setting_reaches_its_spec_field(tmp_path: Path) -> None:
+    settings = PINNTorchSettings(SettingsRegistry())
+    for group in (settings.model, settings.training):
+        for spec, parameter in group:
+            parameter.set_value(CHANGED[spec.name])
+    config = build_training_config(settings.spec_values(), N=64, model_type="pinn",
+                                   output_dir=tmp_path)
+    for spec in PARAMETERS:
+        if spec.section == "model":
+            assert getattr(config.model, spec.spec_field) == CHANGED[spec.name], spec.name
+        elif spec.section == "training":
+            expected = CHANGED[spec.name]
+            expected = int(expected) if spec.name == "BatchSize" else expected
+            assert getattr(config, spec.spec_field) == expected, spec.name
+    assert config.model.N == 64 and config.model.model_type == "pinn"
+    assert config.backend == "pytorch" and config.torch_loss_mode == "poisson"
+    assert config.output_dir == tmp_path
+
+
+def test_supervised_uses_mae_loss_mode(tmp_path: Path) -> None:
+    values = PINNTorchSettings(SettingsRegistry()).spec_values()
+    config = build_training_config(values, N=64, model_type="supervised", output_dir=tmp_path)
+    assert config.model.model_type == "supervised" and config.torch_loss_mode == "mae"
+
+
+def test_config_errors_name_the_setting(tmp_path: Path) -> None:
+    values = PINNTorchSettings(SettingsRegistry()).spec_values()
+    values["training"]["batch_size"] = 24
+    with pytest.raises(ValueError, match=r"batch_size.*24.*\[PINNTorchTraining\] BatchSize"):
+        build_training_config(values, N=64, model_type="pinn", output_dir=tmp_path)
+    values = PINNTorchSettings(SettingsRegistry()).spec_values()
+    values["execution"]["learning_rate"] = -1.0
+    with pytest.raises(ValueError, match=r"learning_rate.*\[PINNTorchExecution\] LearningRate"):
+        build_train_options(values)
+    assert setting_name("model", "gridsize") == "[PINNTorchModel] GridSize"
