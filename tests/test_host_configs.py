@@ -11,6 +11,7 @@ from ptychodus.api.settings import SettingsRegistry
 from ptychodus_pinn_torch.host.configs import (
     build_train_options,
     build_training_config,
+    pytorch_configs,
     setting_name,
 )
 from ptychodus_pinn_torch.host.settings import PARAMETERS, PINNTorchSettings
@@ -42,6 +43,9 @@ def test_every_setting_reaches_its_spec_field(tmp_path: Path) -> None:
     assert config.model.N == 64 and config.model.model_type == "pinn"
     assert config.backend == "pytorch" and config.torch_loss_mode == "poisson"
     assert config.output_dir == tmp_path
+    torch_side = pytorch_configs(config)  # through config.bridge
+    assert torch_side.model.mode == "Unsupervised"
+    assert torch_side.data.grid_size == (2, 2) and torch_side.training.epochs == 3
 
 
 def test_supervised_uses_mae_loss_mode(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Settings values -> the spec configs and engine options the engine trains with.
 
 The settings keys are TF-style spec field names already (see :mod:`.settings`), so a spec
-``ModelConfig``/``TrainingConfig`` is built field by field and validated with the config layer's
-upstream validation rules; a violation is re-raised naming the ptychodus setting to change.
+``ModelConfig``/``TrainingConfig`` (what the engine trains with) is built field by field,
+validated with the config layer's upstream rules and translated through ``config.bridge``
+(spec -> PyTorch dataclasses, :func:`pytorch_configs`); a violation is re-raised naming the
+ptychodus setting to change.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Any
 
 from ptychodus_pinn_torch.host.settings import PARAMETERS
 
-__all__ = ["build_model_config", "build_training_config", "build_train_options",
-           "setting_name"]
+__all__ = ["build_model_config", "build_train_options", "build_training_config",
+           "pytorch_configs", "setting_name"]
 
 _MODEL_FIELDS = tuple(p.spec_field for p in PARAMETERS if p.section == "model")
 _TRAINING_FIELDS = tuple(p.spec_field for p in PARAMETERS if p.section == "training")
@@ -67,9 +69,19 @@ def build_training_config(values: dict[str, dict[str, Any]], *, N: int, model_ty
         config = TrainingConfig(model=model, output_dir=Path(output_dir), backend="pytorch",
                                 torch_loss_mode=loss_mode, **fields)
         validate_training_config(config)
+        pytorch_configs(config)  # the bridge's rules (spec -> PyTorch) must hold as well
     except ValueError as exc:
         raise _with_setting_hint(exc, "training", _TRAINING_FIELDS) from None
     return config
+
+
+def pytorch_configs(training_config: Any) -> Any:
+    """The PyTorch dataclasses (``config.bridge.PyTorchConfigs``) of a spec ``TrainingConfig``,
+    through ``config.bridge.from_spec``; raises the bridge's ValueError for untranslatable
+    settings."""
+    from ptychodus_pinn_torch.config.bridge import from_spec
+
+    return from_spec(training_config.model, training_config)
 
 
 def build_train_options(values: dict[str, dict[str, Any]]) -> Any:
