@@ -106,6 +106,7 @@ def test_a_finished_run_resyncs_the_processing_view(gui: dict[str, Any]) -> None
     assert fixups.run_observer.resyncs == before + 1  # once per finished run
 
 
+@pytest.mark.filterwarnings("ignore:Data has no positive values:UserWarning")  # ptychodus' own
 @pytest.mark.parametrize(
     ("values", "scale"), [((-3.0, -4.5), "linear"), ((0.5, 0.25), "log")]
 )
