@@ -43,6 +43,13 @@ def test_rules_are_read_with_normative_flag(tmp_path: Path) -> None:
     ]
 
 
+def test_headings_inside_code_blocks_are_examples(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "A.md").write_text("```\n### EXA-001: an example\n```\n### EXA-002: real\n")
+    assert [r.rule_id for r in load_rules(specs)] == ["EXA-002"]
+
+
 def test_duplicate_rule_id_is_refused(tmp_path: Path) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()

@@ -1,6 +1,6 @@
 """Read the numbered rules out of ``specs/*.md``.
 
-A rule is a level-3 heading ``### CFG-001: title``. A rule whose title contains
+A rule is a level-3 heading ``### CFG-001: title`` outside fenced code blocks. A rule whose title contains
 ``(informative)`` explains and is not required to have a test; every other rule is normative.
 """
 
@@ -57,8 +57,12 @@ def load_rules(specs_dir: Path | None = None) -> list[Rule]:
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     for path in sorted(specs_dir.glob("*.md")):
+        in_code_block = False
         for line in path.read_text(encoding="utf-8").splitlines():
-            match = RULE_HEADING.match(line)
+            if line.lstrip().startswith("```"):
+                in_code_block = not in_code_block
+                continue
+            match = None if in_code_block else RULE_HEADING.match(line)
             if not match:
                 continue
             rule_id, title = match["id"], match["title"]
