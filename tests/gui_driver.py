@@ -12,7 +12,8 @@ the GUI can never take pytest down with it. The script
    user: registers the dataset, opens Processing, picks the algorithm in the combo box
    (``textActivated``, as a user's pick), sets tiny training settings through our panel's
    widgets, Export Training Data..., Train, checks that Infer is enabled, Infer, switches to the
-   Object view and selects the reconstructed object,
+   Object view and selects the reconstructed object; last (unless ``--no-stop-check``) it starts
+   a 500-epoch training and presses ptychodus' Stop button after the first epoch,
 4. writes ``report.json`` (what it saw at each step) and screenshots into the artifacts folder,
    and exits with 0 only if every step passed.
 
@@ -220,7 +221,8 @@ class GuiDriver:
     """The user's session: every step records what it saw into :attr:`report`."""
 
     def __init__(self, *, workdir: Path, artifacts: Path, product: Any, diffraction_file: Path,
-                 algorithm: str, epochs: int, timeout_s: float) -> None:
+                 algorithm: str, epochs: int, timeout_s: float, stop_check: bool = True
+                 ) -> None:
         self.workdir = workdir
         self.artifacts = artifacts
         self.product = product
@@ -228,6 +230,7 @@ class GuiDriver:
         self.algorithm = algorithm
         self.epochs = epochs
         self.timeout_s = timeout_s
+        self.stop_check = stop_check
         self.report: dict[str, Any] = {"steps": [], "screenshots": {}, "ok": False}
         self.progress_log: list[tuple[float, int, int]] = []
         self.controller: Any = None
@@ -535,6 +538,31 @@ class GuiDriver:
         self._step("object_shown", current_row=tree.currentIndex().row(),
                    renderer=renderer.currentText(), image=image_stats(item.pixmap()))
         self.screenshot("4_object_view")
+        if not self.stop_check:
+            return
+
+        # 8. a long training, stopped with ptychodus' Stop button after its first epoch
+        view.processing_action.trigger()
+        product_combo.setCurrentIndex(0)
+        epochs = _form_field(page, "Epochs:", "Training")
+        epochs.setValue(500)
+        runs = monitor.get_completed_runs()
+        log_start = len(self.progress_log)
+        actions.train_button.click()
+        yield Wait(lambda: any(p[1] >= 1 for p in self.progress_log[log_start:]),
+                   self.timeout_s, "the long training to finish an epoch")
+        yield Wait(lambda: pc._status_view.stop_button.isVisible(), 5, "the Stop button")
+        clicked = time.monotonic()
+        pc._status_view.stop_button.click()
+        yield Wait(lambda: monitor.get_completed_runs() > runs and not monitor.is_processing,
+                   30, "the stopped training to end")
+        latency = time.monotonic() - clicked
+        error = monitor.get_last_error()
+        yield Wait(actions.reconstruct_button.isEnabled, 5, "Infer after the stopped training")
+        last = max(p[1] for p in self.progress_log[log_start:])
+        self._step("stopped", latency_s=round(latency, 2), last_progress=last,
+                   goal=self.progress_log[-1][2], error=repr(error) if error else None,
+                   infer_enabled=actions.reconstruct_button.isEnabled())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -545,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds each of training and inference may take")
+    parser.add_argument("--no-stop-check", action="store_true",
+                        help="skip the last step (a long training stopped with Stop)")
     parser.add_argument("--no-install", action="store_true",
                         help="do not call install(): rely on the autoload module that a "
                         "non-editable install puts into ptychodus/plugins")
@@ -565,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
 
     driver = GuiDriver(workdir=args.workdir, artifacts=args.artifacts, product=product,
                        diffraction_file=diffraction_file, algorithm=args.algorithm,
-                       epochs=args.epochs, timeout_s=args.timeout)
+                       epochs=args.epochs, timeout_s=args.timeout,
+                       stop_check=not args.no_stop_check)
     original_show = ControllerCore.show_main_window
 
     def show_and_drive(self: Any, window_title: str) -> None:

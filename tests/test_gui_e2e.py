@@ -218,3 +218,12 @@ def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> N
         if gui_run["_platform"] == "xcb" and "x11_stats" in shots[name]:
             assert shots[name]["x11_stats"]["std"] > 5.0
     assert gui_run["_wall_s"] < 180  # typically 35-65 s on 2 shared cores
+
+
+def test_stop_button_ends_a_long_training_promptly(gui_run: dict[str, Any]) -> None:
+    step = _step(gui_run, "stopped")
+    assert step["goal"] == 500 and 1 <= step["last_progress"] < 500
+    # Stop reaches the worker within a heartbeat; the rest is saving the last epoch's model
+    assert step["latency_s"] < 10.0, step
+    assert step["error"] is None  # a stopped training is not a failure
+    assert step["infer_enabled"] is True  # its last finished epoch is a usable model
