@@ -196,6 +196,7 @@ def install(*, gui: bool | None = None) -> bool:
     :return: True when the model-side hook is in place.
     """
     global _finder
+    already = is_installed()
     try:
         module = importlib.import_module(MODEL_MODULE)
         ok = _wrap_class(module, MODEL_CLASS, _wrap_processing_core,
@@ -214,8 +215,10 @@ def install(*, gui: bool | None = None) -> bool:
                 sys.meta_path.insert(0, _finder)
     except Exception:
         logger.exception("ptychodus-pinn-torch: GUI hook not installed; ptychodus continues")
-    if ok:
+    if ok and not already:
         logger.info("ptychodus-pinn-torch: plugin hooks installed into ptychodus")
+    elif ok:
+        logger.debug("ptychodus-pinn-torch: plugin hooks already installed")
     return ok
 
 
