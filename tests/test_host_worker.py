@@ -108,3 +108,51 @@ def test_silent_child_times_out_and_is_ended() -> None:
     with pytest.raises(WorkerDiedError, match="sent nothing within 1 s"):
         run_to_completion(run)
     assert run.finished
+
+
+def job_until_stopped(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]:
+    Path(payload["pid_file"]).write_text(str(os.getpid()))
+    channel.emit("epoch", {"epoch": 1})
+    while not channel.should_stop():
+        time.sleep(0.05)
+    return {"stopped": True}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (ProcessLookupError, OSError):
+        return False
+
+
+def test_unguarded_script_parent_and_orphaned_child_stops(tmp_path: Path) -> None:
+    """A caller script without ``if __name__ == "__main__"`` works (no re-import of __main__),
+    and when that parent dies the child sees its stdin close and stops by itself."""
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "child.pid"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os\n"
+        "from ptychodus_pinn_torch.host.worker import WorkerRun\n"
+        f"run = WorkerRun('{MODULE}:job_until_stopped', {{'pid_file': {str(pid_file)!r}}})\n"
+        "run.start()\n"
+        "while run.next_event().kind != 'epoch':\n"
+        "    pass\n"
+        "print('child running', flush=True)\n"
+        "os._exit(0)  # the parent vanishes without stopping its child\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent), str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "child running" in out.stdout
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "orphaned worker kept running"
+        time.sleep(0.05)
