@@ -23,14 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ptychodus.api.parameters import (
-    BooleanParameter,
-    IntegerParameter,
-    Parameter,
-    ParameterGroup,
-    RealParameter,
-    StringParameter,
-)
+from ptychodus.api.parameters import Parameter, ParameterGroup
 from ptychodus.api.settings import SettingsRegistry
 
 __all__ = [
@@ -248,7 +241,3 @@ class PINNTorchSettings:
             g.group_name: {spec.name: p.get_value_as_string() for spec, p in g}
             for g in self.groups()
         }
-
-
-# The typed parameter classes are re-exported for the panel's isinstance checks.
-ParameterTypes = (IntegerParameter, RealParameter, BooleanParameter, StringParameter)
