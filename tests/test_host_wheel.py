@@ -31,9 +31,14 @@ def test_wheel_install_autoloads_into_stock_ptychodus(tmp_path: Path) -> None:
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
+    # build from a copy: an in-tree build would write build/ and *.egg-info into the checkout
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "demo_out",
+        "test-artifacts", ".pytest_cache", ".ruff_cache"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(REPO)],
+         "-w", str(tmp_path / "dist"), str(source)],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next((tmp_path / "dist").glob("ptychodus_pinn_torch-*.whl"))
