@@ -190,8 +190,9 @@ class PINNTorchReconstructor(TrainableReconstructor):
         """Train in a child process; yields progress every epoch and heartbeats in between.
 
         The model is loaded when the child has saved it, also after Stop (the last finished
-        epoch's weights). Raises ``WorkerError`` / ``WorkerDiedError`` (clear one-line messages)
-        when the child fails or dies, FileNotFoundError when there is no training data.
+        epoch's weights; nothing is loaded when Stop came before the first epoch ended).
+        Raises ``WorkerError`` / ``WorkerDiedError`` (clear one-line messages) when the child
+        fails or dies, FileNotFoundError when there is no training data.
         """
         values = self._settings.spec_values()  # validates enumerated settings up front
         output_path = Path(output_path)
@@ -212,7 +213,6 @@ class PINNTorchReconstructor(TrainableReconstructor):
                         label=f"{self._name} training worker").start()
         self.last_worker_pid = run.pid
         self.last_stop_latency_s = None
-        history: list[dict[str, Any]] = []
         progress = 0
         try:
             # import torch here while the child starts, so that loading the trained model
@@ -223,7 +223,6 @@ class PINNTorchReconstructor(TrainableReconstructor):
             while True:
                 event = run.next_event()
                 if event.kind == "epoch":
-                    history.append(event.data)
                     progress = int(event.data.get("epoch", progress + 1))
                     loss = conversion.losses_from_history([event.data])
                     yield TrainOutput(training_loss=loss, validation_loss=_val(event.data),
@@ -242,7 +241,11 @@ class PINNTorchReconstructor(TrainableReconstructor):
                             self.last_stop_latency_s)
             self.last_train_result = run.result
             if run.result is not None and run.result.get("archive"):
-                self.load_model_from_file(Path(run.result["archive"]))
+                if run.result.get("history"):
+                    self.load_model_from_file(Path(run.result["archive"]))
+                else:  # stopped before the first epoch ended: the weights are untrained
+                    logger.warning("%s: training stopped before its first epoch finished; "
+                                   "no model was loaded", self._name)
 
 
 def _val(report: dict[str, Any]) -> list[LossValue]:
