@@ -391,6 +391,9 @@ def test_training_progress_model_logs(trained: dict[str, Any]) -> None:
 def test_stop_is_prompt_and_keeps_last_epoch(ours: None, scan: Any, tmp_path: Path) -> None:
     library = _our_library()
     library.training_settings.num_epochs.set_value(10_000)
+    # Stop waits for the running batch; small batches keep this shared 2-core CPU's batch
+    # time (about 40 ms per pattern) well below the bound
+    library.training_settings.batch_size.set_value("4")
     reconstructor = library.reconstructor("PINN")
     reconstructor.export_training_data(tmp_path / "train_data.npz", scan.reconstruct_input())
     generator = reconstructor.train(tmp_path, tmp_path)
