@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--save", default=None, help="also save wts.h5.zip and rec.npz here")
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also print SSIM every this many epochs (from the checkpoint; 0: only at the end)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -126,12 +132,49 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )  # type: ignore[attr-defined]
 
+    import tempfile
+    from pathlib import Path
+
+    from ptychodus_pinn_torch.engine.archive import ModelBundle
+    from ptychodus_pinn_torch.model import build_model
+
+    ckpt_dir = Path(tempfile.mkdtemp(prefix="quality-"))
+    box = scanned_box(raw.xcoords, raw.ycoords, raw.objectGuess.shape)
+    curve: list[dict[str, float]] = []
+
+    def on_epoch(r: object) -> None:
+        show(r)
+        epoch = int(r.epoch)  # type: ignore[attr-defined]
+        if args.eval_every and epoch % args.eval_every == 0:
+            state = torch.load(ckpt_dir / "checkpoint.pt", weights_only=True)["model"]
+            model = build_model(config.model, probe=raw.probeGuess, intensity_scale=1.0)
+            model.load_state_dict(state)
+            bundle = ModelBundle(
+                model=model,
+                model_config=config.model,
+                intensity_scale=model.intensity_scale,
+                probe=model.probe.detach().numpy(),
+            )
+            m = quality_metrics(reconstruct(bundle, raw, device="cpu").object, raw.objectGuess, box)
+            curve.append(
+                {
+                    "epoch": epoch,
+                    "amp_ssim": round(m["amp_ssim"], 4),
+                    "phase_ssim": round(m["phase_ssim"], 4),
+                }
+            )
+            print(
+                f"  -> epoch {epoch}: amp SSIM {m['amp_ssim']:.3f} phase SSIM "
+                f"{m['phase_ssim']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
     t1 = time.perf_counter()
-    result = train_model(raw, config, options=options, on_epoch=show)
+    result = train_model(raw, config, options=options, on_epoch=on_epoch, checkpoint_dir=ckpt_dir)
     t2 = time.perf_counter()
     rec = reconstruct(result.bundle, raw, device=args.device)
     t3 = time.perf_counter()
-    box = scanned_box(raw.xcoords, raw.ycoords, rec.object.shape)
     metrics = quality_metrics(rec.object, raw.objectGuess, box)
     uniform = reconstruct(result.bundle, raw, device=args.device, weighting="uniform")
     metrics_uniform = quality_metrics(uniform.object, raw.objectGuess, box)
@@ -161,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         **{k: round(v, 4) for k, v in metrics.items()},
         "uniform_weighting": {k: round(v, 4) for k, v in metrics_uniform.items()},
+        "ssim_by_epoch": curve,
     }
     print(json.dumps(report, indent=1))
     if args.json:

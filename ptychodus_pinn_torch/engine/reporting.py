@@ -57,6 +57,9 @@ def plot_loss(path: Path, history: Sequence[Any], *, title: str = "PtychoPINN tr
     val = [(r["epoch"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
     if val:
         ax.plot([e for e, _ in val], [v for _, v in val], "s--", label="validation")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)
