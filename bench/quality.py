@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gridsize", type=int, default=1)
     parser.add_argument("--nphotons", type=float, default=1e6)
     parser.add_argument("--object", default="phantom", help="phantom or camera")
+    parser.add_argument("--probe", default="pinhole", help="pinhole or defocus")
+    parser.add_argument("--overlap", type=float, default=0.7, help="linear probe overlap")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--early-stop-patience", type=int, default=3)
     parser.add_argument("--device", default="cpu")
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    raw = simulate_scan(object_kind=args.object, nphotons=args.nphotons, seed=args.seed)
+    raw = simulate_scan(object_kind=args.object, nphotons=args.nphotons, seed=args.seed,
+                        probe=args.probe, overlap=args.overlap)
     config = TrainingConfig(
         model=ModelConfig(N=raw.N, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale),
         batch_size=args.batch_size,
@@ -191,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "seed": args.seed,
         "object": args.object,
+        "probe": args.probe,
+        "overlap": args.overlap,
         "n_positions": raw.n_positions,
         "n_groups": args.n_groups,
         "gridsize": args.gridsize,

@@ -313,6 +313,8 @@ def train_model(
     device = select_device(options.device, local_rank=distmod.local_rank_from_env())
     if options.bf16 and device.type != "cuda":
         logger.warning("bf16 autocast requested on %s; it is only used on CUDA, ignoring", device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # before NCCL init: one GPU per local rank
     ctx = distmod.init_distributed(device.type)
     try:
         return _train(
