@@ -23,6 +23,8 @@ from ptychodus_pinn_torch.engine.devices import select_device
 CANVAS_M = 20
 #: how overlapping patches are averaged onto the object grid
 WEIGHTINGS = ("probe", "uniform")
+#: Gaussian smoothing (pixels) of |P|² for the "probe" weighting (bench/quality.py, ENG-008)
+ENVELOPE_SIGMA = 2.0
 
 
 @dataclass
@@ -110,9 +112,10 @@ def reconstruct(
         optional ``objectGuess`` (H, W) whose grid the output uses).
     batch_size: groups per network call (> 0). device: "auto", "cpu", "cuda", ...
     canvas: also compute upstream's ``reassemble_position`` canvas (M = 20).
-    weighting: ``"probe"`` (default) averages overlapping patches with weights ``|P|²`` (the
-        normalized probe intensity, max 1), so each object pixel is taken from the patches that
-        illuminated it; ``"uniform"`` averages the central N/2 crop of every patch equally.
+    weighting: ``"probe"`` (default) averages overlapping patches with weights = the probe
+        intensity envelope (:func:`stitch_weights`), so each object pixel is taken from the
+        patches that illuminated it; ``"uniform"`` averages the central N/2 crop of every
+        patch equally.
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
@@ -185,12 +188,22 @@ def _stitch_crop(bundle: Any) -> int | None:
     return None
 
 
-def stitch_weights(bundle: Any) -> np.ndarray:
-    """(N, N) float32 stitching weights ``|P|² / max|P|²`` of the bundle's (normalized) probe."""
+def stitch_weights(bundle: Any, sigma: float = ENVELOPE_SIGMA) -> np.ndarray:
+    """(N, N) float32 stitching weights: the probe intensity envelope, max 1.
+
+    ``|P|²`` of the bundle's (normalized) probe smoothed by a Gaussian of ``sigma`` pixels, so
+    the dark rings and the central dip of a Fresnel-fringed probe (where the network's object is
+    poorly constrained yet ``|P|²`` is small but not the neighbours') do not print dots at every
+    scan position; then divided by its maximum.
+    """
+    from scipy.ndimage import gaussian_filter
+
     probe = np.asarray(bundle.probe)
     if probe.shape != (int(bundle.N), int(bundle.N)):
         probe = bundle.model.probe.detach().cpu().numpy()
     w = np.abs(probe).astype(np.float64) ** 2
+    if sigma > 0:
+        w = gaussian_filter(w, sigma, mode="constant")
     peak = float(w.max())
     if not np.isfinite(peak) or peak <= 0:
         raise ValueError("the model's probe is zero or not finite; retrain with a real probe")
