@@ -124,3 +124,18 @@ def test_history_roundtrips_through_dicts() -> None:
     r = EpochReport(3, 10, 1.5, None, 1e-3, 0.25, {"nll": 1.5})
     assert EpochReport.from_dict(r.to_dict()) == r
     assert np.isfinite(r.train_loss)
+
+
+def test_channels_last_trains_to_the_same_losses(scan) -> None:
+    plain = train_model(scan, tiny_config(epochs=1), options=CPU)
+    cl = train_model(scan, tiny_config(epochs=1), options=TrainOptions(
+        device="cpu", early_stop_patience=None, channels_last=True))
+    np.testing.assert_allclose(cl.history[0].train_loss, plain.history[0].train_loss, rtol=1e-4)
+    assert cl.bundle.model.probe_ri.is_contiguous()  # returned in the default memory format
+
+
+def test_bf16_request_on_cpu_is_ignored_with_a_warning(scan, caplog) -> None:
+    with caplog.at_level("WARNING"):
+        res = train_model(scan, tiny_config(epochs=1), options=TrainOptions(
+            device="cpu", early_stop_patience=None, bf16=True))
+    assert "only used on CUDA" in caplog.text and math.isfinite(res.history[0].train_loss)
