@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", default="pinhole", help="pinhole or defocus")
     parser.add_argument("--overlap", type=float, default=0.7, help="linear probe overlap")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--nll-weight", type=float, default=1.0, help="Poisson NLL weight (1)")
+    parser.add_argument("--mae-weight", type=float, default=0.0, help="amplitude MAE weight (0)")
     parser.add_argument("--early-stop-patience", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         nepochs=args.epochs,
         nphotons=args.nphotons,
         n_groups=args.n_groups,
+        nll_weight=args.nll_weight,
+        mae_weight=args.mae_weight,
         neighbor_count=max(4, args.gridsize**2),
     )
     options = TrainOptions(
@@ -201,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         "gridsize": args.gridsize,
         "n_filters_scale": args.n_filters_scale,
         "nphotons": args.nphotons,
+        "nll_weight": args.nll_weight,
+        "mae_weight": args.mae_weight,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
         "epochs_run": len(result.history),
         "stopped": result.stopped,
         "train_seconds": round(t2 - t1, 1),
