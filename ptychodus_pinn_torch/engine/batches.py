@@ -92,8 +92,8 @@ def _check_patch_size(raw: Any, n: int, what: str) -> None:
     diff = np.asarray(raw.diff3d)
     if diff.ndim != 3 or diff.shape[1:] != (n, n):
         raise ValueError(
-            f"{what}: diff3d has shape {diff.shape} but ModelConfig.N = {n}; pass --N "
-            f"{diff.shape[-1]} (or a model/config with N = {diff.shape[-1]})"
+            f"{what}: diff3d has shape {diff.shape} but the model's ModelConfig.N = {n}; use "
+            f"data with {n}x{n} patterns or a model (config) with N = {diff.shape[-1]}"
         )
 
 
