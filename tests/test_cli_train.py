@@ -88,3 +88,13 @@ def test_model_that_is_not_an_archive_is_refused(npz, tmp_path: Path, capsys) ->
                "--out", str(tmp_path / "r.npz")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_supervised_training_from_the_command_line(npz, tmp_path: Path) -> None:
+    out = tmp_path / "sup"
+    rc = main(["train", "--train", str(npz[0]), "--out", str(out), "--epochs", "1",
+               "--batch-size", "8", "--n-filters-scale", "1", "--n-groups", "16",
+               "--model-type", "supervised", "--device", "cpu", "--no-progress"])
+    assert rc == 0 and (out / "wts.h5.zip").is_file()
+    hist = json.loads((out / "history.json").read_text())
+    assert set(hist["epochs"][0]["terms"]) == {"amp_mae", "phase_mae"}

@@ -122,6 +122,8 @@ def build_configs(args: argparse.Namespace, raw: Any) -> Any:
         neighbor_count=max(args.neighbor_count, args.gridsize**2),
         output_dir=args.out,
         backend="pytorch",
+        # upstream rule: supervised training is an amplitude/phase MAE objective
+        torch_loss_mode="mae" if args.model_type == "supervised" else "poisson",
     )
 
 
