@@ -1,7 +1,8 @@
 """Read the numbered rules out of ``specs/*.md``.
 
-A rule is a level-3 heading ``### CFG-001: title`` outside fenced code blocks. A rule whose title contains
-``(informative)`` explains and is not required to have a test; every other rule is normative.
+A rule is a level-3 heading ``### CFG-001: title`` outside fenced code blocks. A rule whose
+title contains ``(informative)`` explains and is not required to have a test; every other rule
+is normative.
 """
 
 from __future__ import annotations
