@@ -104,6 +104,7 @@ def reconstruct(
     device: str = "auto",
     canvas: bool = False,
     weighting: str = "probe",
+    phase_sync: bool = True,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -120,7 +121,11 @@ def reconstruct(
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
     """
-    from ptychodus_pinn_torch.stitch import reassemble_position, stitch_to_object_grid
+    from ptychodus_pinn_torch.stitch import (
+        reassemble_position,
+        stitch_to_object_grid,
+        synchronize_phases,
+    )
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -153,13 +158,12 @@ def reconstruct(
             f"positions plus N/2 margin; output pixel (0, 0) is at data position "
             f"x={origin[0]:g}, y={origin[1]:g}"
         )
+    crop = _stitch_crop(bundle)
+    weights = stitch_weights(bundle) if weighting == "probe" else "uniform"
+    if phase_sync:
+        patches = synchronize_phases(patches, x, y, _overlap_weights(weights, n, crop))
     obj, coverage = stitch_to_object_grid(
-        patches,
-        x - origin[0],
-        y - origin[1],
-        shape,
-        crop=_stitch_crop(bundle),
-        weights=stitch_weights(bundle) if weighting == "probe" else "uniform",
+        patches, x - origin[0], y - origin[1], shape, crop=crop, weights=weights
     )
     result_canvas = None
     if canvas:
@@ -178,6 +182,18 @@ def reconstruct(
         centres=centres,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _overlap_weights(weights: np.ndarray | str, n: int, crop: int | None) -> np.ndarray:
+    """(n, n) float32 weights of the pixels that stitching uses: the stitching weights (or ones)
+    inside the centre ``crop`` (the whole patch when ``crop`` is None), zero outside."""
+    w = np.ones((n, n), np.float32) if isinstance(weights, str) else np.asarray(weights, np.float32)
+    if crop is not None:
+        mask = np.zeros((n, n), np.float32)
+        lo = n // 2 - crop // 2
+        mask[lo : lo + crop, lo : lo + crop] = 1.0
+        w = w * mask
+    return w
 
 
 def _stitch_crop(bundle: Any) -> int | None:

@@ -4,6 +4,7 @@ Rules: specs/STITCH.md.
 """
 
 from .object_grid import ObjectGridAccumulator, stitch_to_object_grid
+from .phase_sync import pairwise_overlaps, synchronize_phases
 from .reassemble import reassemble_geometry, reassemble_position
 from .splat import CanvasAccumulator
 
@@ -12,5 +13,7 @@ __all__ = [
     "ObjectGridAccumulator",
     "reassemble_geometry",
     "reassemble_position",
+    "pairwise_overlaps",
     "stitch_to_object_grid",
+    "synchronize_phases",
 ]
