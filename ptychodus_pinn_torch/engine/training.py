@@ -434,18 +434,9 @@ def _train(
     def forward_loss(
         idx: torch.Tensor, module: torch.nn.Module
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = x_all[idx]
-        if options.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
-            out = module(x, pos_all[idx])
-        return compute_loss(
-            out,
-            x_all[idx],
-            None if y_all is None else y_all[idx],
-            weights,
-            supervised=supervised,
-            positions=pos_all[idx],
+        return _batch_loss(
+            module, x_all, pos_all, y_all, idx, weights, supervised=supervised,
+            channels_last=options.channels_last, autocast_on=autocast_on, device=device,
         )
 
     for epoch in range(start_epoch, epochs if stopped is None else start_epoch):
@@ -595,6 +586,37 @@ def _train(
     )
 
 
+def _batch_loss(
+    module: torch.nn.Module,
+    x_all: torch.Tensor,
+    pos_all: torch.Tensor,
+    y_all: torch.Tensor | None,
+    idx: torch.Tensor,
+    weights: LossWeights,
+    *,
+    supervised: bool,
+    channels_last: bool,
+    autocast_on: bool,
+    device: torch.device,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of the groups ``idx``: ``x_all`` (B, C, N, N) float32 ``X_full·s``, ``pos_all``
+    (B, C, 2) float32 px, ``y_all`` (B, C, N, N) complex64 labels or None. Returns
+    ``compute_loss``'s (total, terms)."""
+    x = x_all[idx]
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
+        out = module(x, pos_all[idx])
+    return compute_loss(
+        out,
+        x_all[idx],
+        None if y_all is None else y_all[idx],
+        weights,
+        supervised=supervised,
+        positions=pos_all[idx],
+    )
+
+
 def _evaluate(
     model: torch.nn.Module,
     x_all: torch.Tensor,
@@ -614,18 +636,9 @@ def _evaluate(
     total, count = 0.0, 0
     with torch.inference_mode():
         for chunk in torch.split(idx, batch_size):
-            x = x_all[chunk]
-            if options.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
-                out = model(x, pos_all[chunk])
-            loss, _ = compute_loss(
-                out,
-                x_all[chunk],
-                None if y_all is None else y_all[chunk],
-                weights,
-                supervised=supervised,
-                positions=pos_all[chunk],
+            loss, _ = _batch_loss(
+                model, x_all, pos_all, y_all, chunk, weights, supervised=supervised,
+                channels_last=options.channels_last, autocast_on=autocast_on, device=device,
             )
             total += float(loss) * len(chunk)
             count += len(chunk)
