@@ -124,3 +124,18 @@ def test_cli_exit_status_follows_the_table(
     assert main(["conformance", "--specs", str(specs), "--suite", str(suite)]) == 1
     out = capsys.readouterr().out
     assert "NO TEST" in out and "conformance FAILED" in out
+
+
+def test_backend_reaches_the_suite(tmp_path: Path) -> None:
+    tests = ALL_TESTS + textwrap.dedent(
+        """
+        @pytest.mark.spec("TOY-001")
+        def test_backend(backend_name):
+            assert backend_name == "another-plugin"
+        """
+    )
+    specs, suite = _make_suite(tmp_path, tests)
+    results, _, code = run(specs_dir=specs, suite_dir=suite, backend="another-plugin")
+    assert code == 0 and all(r.ok for r in results)
+    results, _, code = run(specs_dir=specs, suite_dir=suite)  # default backend: test fails
+    assert code == 1

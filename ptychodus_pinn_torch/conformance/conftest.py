@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-DEFAULT_BACKEND = "ptychodus-pinn-torch"
+from ptychodus_pinn_torch.conformance import BACKEND_ENV, DEFAULT_BACKEND
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,5 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def backend_name(request: pytest.FixtureRequest) -> str:
-    """Entry point name of the plugin under test."""
-    return str(request.config.getoption("--backend"))
+    """Entry point name of the plugin under test: ``--backend``, else ``$PINN_TORCH_BACKEND``,
+    else ours."""
+    option = request.config.getoption("--backend", default=None)
+    if option and option != DEFAULT_BACKEND:
+        return str(option)
+    return os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ptychodus_pinn_torch.conformance import BACKEND_ENV
 from ptychodus_pinn_torch.conformance.rules import Rule, load_rules
 
 SUITE_DIR = Path(__file__).resolve().parent
@@ -75,9 +77,17 @@ def run(
     rules = load_rules(specs_dir)
     collector = _Collector()
     args = [str(suite_dir), "-q", "-p", "no:cacheprovider", "--no-header", *pytest_args]
+    previous = os.environ.get(BACKEND_ENV)
     if backend:
-        args += ["--backend", backend]
-    exit_code = int(pytest.main(args, plugins=[collector]))
+        os.environ[BACKEND_ENV] = backend
+    try:
+        exit_code = int(pytest.main(args, plugins=[collector]))
+    finally:
+        if backend:
+            if previous is None:
+                os.environ.pop(BACKEND_ENV, None)
+            else:
+                os.environ[BACKEND_ENV] = previous
     results = {r.rule_id: RuleResult(r) for r in rules}
     problems: list[str] = []
     for nodeid, ids in collector.rule_ids.items():
