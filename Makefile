@@ -37,7 +37,7 @@ install: $(VENV)/.deps-installed
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
 
 # The main job on the shipped example data: train briefly, reconstruct, write pictures.
-DEMO_EPOCHS ?= 30
+DEMO_EPOCHS ?= 10
 demo: setup
 	$(BIN)/pinn-torch train --train fixtures/train.npz --test fixtures/test.npz \
 	  --out $(DEMO_DIR) --epochs $(DEMO_EPOCHS) --seed 0
