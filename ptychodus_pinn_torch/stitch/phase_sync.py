@@ -26,7 +26,7 @@ def pairwise_overlaps(
     weights: np.ndarray,
     *,
     neighbors: int = 8,
-    chunk_size: int = 4096,
+    chunk_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted overlap correlation of each patch with its nearest neighbours.
 
