@@ -45,13 +45,12 @@ def pairwise_overlaps(
     _, idx = cKDTree(pos).query(pos, k=k)
     ii = np.repeat(np.arange(n), k - 1)
     jj = np.asarray(idx)[:, 1:].reshape(-1)
-    keep = ii < jj
-    pairs = {(int(a), int(b)) for a, b in zip(ii[keep], jj[keep], strict=True)}
-    pairs |= {(int(b), int(a)) for a, b in zip(ii[~keep], jj[~keep], strict=True) if a != b}
-    if not pairs:
+    lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
+    distinct = lo != hi
+    if not distinct.any():
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0, np.complex128)
-    pair_array = np.array(sorted(pairs), dtype=np.int64)
+    pair_array = np.unique(np.stack([lo[distinct], hi[distinct]], axis=1), axis=0).astype(np.int64)
     src = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.complex64)
     w = torch.from_numpy(np.asarray(weights, np.float32))
     h = np.empty(len(pair_array), np.complex128)
