@@ -98,3 +98,17 @@ def test_supervised_training_from_the_command_line(npz, tmp_path: Path) -> None:
     assert rc == 0 and (out / "wts.h5.zip").is_file()
     hist = json.loads((out / "history.json").read_text())
     assert set(hist["epochs"][0]["terms"]) == {"amp_mae", "phase_mae"}
+
+
+def test_more_groups_than_points_at_gridsize_2_names_the_flags(npz, tmp_path: Path, capsys) -> None:
+    train, _ = npz
+    from ptychodus_pinn_torch.data import RawData
+
+    n = RawData.from_file(train).n_positions
+    argv = ["train", "--train", str(train), "--out", str(tmp_path / "o"), "--gridsize", "2",
+            "--n-groups", str(n + 1), "--epochs", "1", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"--n-groups {n}" in err[0] and "--enable-oversampling" in err[0]
+    assert not (tmp_path / "o" / "wts.h5.zip").exists()

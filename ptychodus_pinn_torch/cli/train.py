@@ -43,6 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-groups", type=int, default=512, help="groups drawn for training (512)")
     parser.add_argument("--neighbor-count", type=int, default=4, help="K nearest neighbours (4)")
     parser.add_argument(
+        "--enable-oversampling",
+        action="store_true",
+        help="allow more groups than scan points at gridsize > 1 (K-choose-C combinations)",
+    )
+    parser.add_argument(
+        "--neighbor-pool-size",
+        type=int,
+        default=None,
+        help="neighbours each combination is drawn from when oversampling (default: K)",
+    )
+    parser.add_argument(
         "--model-type",
         choices=("pinn", "supervised"),
         default="pinn",
@@ -120,6 +131,8 @@ def build_configs(args: argparse.Namespace, raw: Any) -> Any:
         nphotons=_nphotons(args, raw),
         n_groups=args.n_groups,
         neighbor_count=max(args.neighbor_count, args.gridsize**2),
+        enable_oversampling=args.enable_oversampling,
+        neighbor_pool_size=args.neighbor_pool_size,
         output_dir=args.out,
         backend="pytorch",
         # upstream rule: supervised training is an amplitude/phase MAE objective
@@ -144,6 +157,13 @@ def run(args: argparse.Namespace) -> int:
     raw = RawData.from_file(args.train)
     test = RawData.from_file(args.test) if args.test is not None else None
     config = build_configs(args, raw)
+    if args.gridsize > 1 and args.n_groups > raw.n_positions and not args.enable_oversampling:
+        raise ValueError(
+            f"--n-groups {args.n_groups} asks for more groups than the {raw.n_positions} scan "
+            f"points of {args.train} at --gridsize {args.gridsize}; pass --n-groups "
+            f"{raw.n_positions} (or fewer), or --enable-oversampling to draw K-choose-C "
+            f"combinations of neighbours"
+        )
     options = TrainOptions(
         learning_rate=args.lr,
         validation_fraction=args.validation_fraction,
