@@ -262,8 +262,10 @@ def test_our_library_names_settings_defaults(ours: None) -> None:
         ("PINNTorchTraining", "ProbeTrainable"): False,
         ("PINNTorchTraining", "IntensityScaleTrainable"): True,
         ("PINNTorchInference", "NumNearestNeighbors"): 7,
-        ("PINNTorchInference", "NumSamples"): 1,
     }
+    # no inference knob that would change nothing (one group per scan point, ENG-008)
+    assert "NumSamples" not in core.settings_registry["PINNTorchInference"].parameters()
+    assert "NumGroups" not in core.settings_registry["PINNTorchInference"].parameters()
     for (group, name), default in expected.items():
         assert core.settings_registry[group].parameters()[name].get_value() == default, name
     by_name = {(p.group, p.name): p for p in PARAMETERS}

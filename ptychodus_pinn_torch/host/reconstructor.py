@@ -118,9 +118,6 @@ class PINNTorchReconstructor(TrainableReconstructor):
         grouping neighbour count (the engine groups inference data with the bundle's
         ``training_config.neighbor_count``; it matters for GridSize > 1 only)."""
         bundle = self._bundle
-        if inference.get("n_groups") or int(inference.get("n_samples", 1)) != 1:
-            logger.warning("[PINNTorchInference] NumGroups/NumSamples are not used: inference "
-                           "reconstructs one group per scan point")
         config = getattr(bundle, "training_config", None)
         k = int(inference["neighbor_count"])
         if config is None or not dataclasses.is_dataclass(config) or bundle.gridsize == 1:

@@ -128,10 +128,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- inference (upstream InferenceConfig + ptychodus TF panel) ---
     _p("inference", "NumNearestNeighbors", "int", 7, "neighbor_count", "Nearest neighbours",
        minimum=1, help="nearest neighbours a group is drawn from (gridsize > 1)"),
-    _p("inference", "NumGroups", "int", 0, "n_groups", "Groups", minimum=0,
-       help="groups to reconstruct; 0 = one group per scan point (the only mode so far)"),
-    _p("inference", "NumSamples", "int", 1, "n_samples", "Samples", minimum=1,
-       help="samples per scan point (upstream nsamples); only 1 is used so far"),
+    # No NumGroups/NumSamples here: inference reconstructs one group per scan point, so that
+    # every position contributes (specs/ENGINE.md ENG-008); a knob that changed nothing would lie.
     # --- execution (PyTorch only; never part of the TF spec) ---
     _p("execution", "Device", "choice", "auto", "device", "Device",
        choices=("auto", "cpu", "cuda"), help="auto = cuda when available, else cpu"),
