@@ -107,3 +107,14 @@ def test_training_inputs_from_standard_layout(scan, tmp_path: Path) -> None:  # 
     with pytest.raises(FileNotFoundError, match="expected train_data.npz"):
         (tmp_path / "empty").mkdir()
         export.training_inputs(tmp_path / "empty", out)
+
+
+def test_training_inputs_take_a_folders_only_npz(scan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    only = folder / "my_scan_export.npz"
+    export.export_training_npz(only, scan.reconstruct_input())
+    assert export.training_inputs(folder, tmp_path) == (only, None)
+    export.export_training_npz(folder / "second.npz", scan.reconstruct_input())
+    with pytest.raises(FileNotFoundError, match="my_scan_export.npz, second.npz"):
+        export.training_inputs(folder, tmp_path)

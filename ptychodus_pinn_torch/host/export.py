@@ -63,7 +63,8 @@ def training_inputs(input_path: Path, output_path: Path) -> tuple[Path, Path | N
 
     Looked for, in order:
     1. ``input_path`` itself when it is an ``.npz`` file;
-    2. ``input_path/train_data.npz`` (plus ``input_path/test_data.npz`` when present);
+    2. ``input_path/train_data.npz`` (plus ``input_path/test_data.npz`` when present), else the
+       folder's only ``.npz`` file (an export saved under another name);
     3. ``input_path/diffraction.h5`` + ``input_path/product.h5``: converted to
        ``output_path/train_data.npz`` first.
     Raises FileNotFoundError naming every place looked at and what to put there.
@@ -75,6 +76,16 @@ def training_inputs(input_path: Path, output_path: Path) -> tuple[Path, Path | N
     if train.is_file():
         test = input_path / TEST_FILE
         return train, test if test.is_file() else None
+    others = sorted(p for p in input_path.glob("*.npz") if p.is_file())
+    if len(others) == 1:
+        logger.info("training on %s, the only .npz file in %s", others[0].name, input_path)
+        return others[0], None
+    if len(others) > 1:
+        names = ", ".join(p.name for p in others)
+        raise FileNotFoundError(
+            f"no {TRAIN_FILE} in {input_path}, and several other .npz files ({names}): rename "
+            f"the training export to {TRAIN_FILE} (and a test export to {TEST_FILE})"
+        )
     diffraction, product = input_path / "diffraction.h5", input_path / "product.h5"
     if diffraction.is_file() and product.is_file():
         built = Path(output_path) / TRAIN_FILE
