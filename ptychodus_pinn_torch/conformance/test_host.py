@@ -371,6 +371,13 @@ def test_training_inputs(ours: None, scan: Any, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"expected train_data\.npz .* diffraction\.h5 "
                                                 r"\+ product\.h5"):
         training_inputs(tmp_path / "empty", tmp_path)
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    (renamed / "scan_a.npz").write_bytes((out / "train_data.npz").read_bytes())
+    assert training_inputs(renamed, tmp_path) == (renamed / "scan_a.npz", None)
+    (renamed / "scan_b.npz").write_bytes((out / "train_data.npz").read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"scan_a\.npz, scan_b\.npz"):
+        training_inputs(renamed, tmp_path)
 
 
 @pytest.mark.spec("HOST-009")
