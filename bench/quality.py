@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nll-weight", type=float, default=1.0, help="Poisson NLL weight (1)")
     parser.add_argument("--mae-weight", type=float, default=0.0, help="amplitude MAE weight (0)")
     parser.add_argument("--early-stop-patience", type=int, default=3)
+    parser.add_argument(
+        "--plateau-patience", type=int, default=2, help="epochs before the lr is halved (2)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         learning_rate=args.lr,
         early_stop_patience=args.early_stop_patience or None,
+        plateau_patience=args.plateau_patience,
     )
 
     def show(r: object) -> None:
@@ -209,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "mae_weight": args.mae_weight,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
+        "plateau_patience": args.plateau_patience,
         "epochs_run": len(result.history),
         "stopped": result.stopped,
         "train_seconds": round(t2 - t1, 1),
