@@ -14,7 +14,7 @@ import numpy as np
 from ptychodus.api.assemble import AssembledDiffractionData
 from ptychodus.api.geometry import PixelGeometry
 from ptychodus.api.object import Object, ObjectCenter, compute_object_geometry
-from ptychodus.api.probe import Probe, ProbeGeometry, ProbeSequence
+from ptychodus.api.probe import ProbeGeometry, ProbeSequence
 from ptychodus.api.probe_positions import ProbePositionSequence
 from ptychodus.api.product import Product, ProductMetadata
 from ptychodus.api.reconstruct import ReconstructInput, prepare_reconstruct_input
@@ -66,7 +66,6 @@ def simulate_scan(*, n_side: int = 7, N: int = 64, step_px: float = 6.0,  # noqa
     probe_array *= np.sqrt(photons / np.sum(np.abs(probe_array) ** 2))
     probes = ProbeSequence(probe_array[np.newaxis, np.newaxis], None,
                            PixelGeometry(pixel_m, pixel_m))
-    _ = Probe  # re-exported type of probes.get_probe_no_opr()
 
     geometry = compute_object_geometry(positions, probe_geometry, padding_px=2)
     h, w = geometry.height_px, geometry.width_px
