@@ -580,7 +580,7 @@ def _train(
             device=device,
         )
     model = model.to("cpu").to(memory_format=torch.contiguous_format)
-    bundle = _make_bundle(model, config, train_data, scale, history, test_loss)
+    bundle = _make_bundle(model, config, scale, history, test_loss)
     return TrainResult(
         bundle=bundle, history=history, stopped=stopped, test_loss=test_loss, device=str(device)
     )
@@ -649,7 +649,6 @@ def _evaluate(
 def _make_bundle(
     model: torch.nn.Module,
     config: Any,
-    train_data: Any,
     scale: float,
     history: list[EpochReport],
     test_loss: float | None,
