@@ -70,12 +70,22 @@ def _knn(xcoords: np.ndarray, ycoords: np.ndarray, seeds: np.ndarray, K: int) ->
     Returns:
         ``(len(seeds), L)`` intp indices, ``L = min(K, n - 1)`` or ``n`` when ``n <= K``.
     """
-    n_points = xcoords.shape[0]
+    idx = _query_neighbours(xcoords, ycoords, seeds, K)
+    return idx[:, 1 : K + 1] if idx.shape[1] > K else idx[:, :K]
+
+
+def _query_neighbours(
+    xcoords: np.ndarray, ycoords: np.ndarray, seeds: np.ndarray, K: int
+) -> np.ndarray:
+    """The ``min(K+1, n)`` nearest positions of each seed (the seed itself first), unfiltered.
+
+    Returns:
+        ``(len(seeds), min(K+1, n))`` intp indices into the positions, nearest first.
+    """
     points = np.column_stack([xcoords, ycoords])
-    k_query = min(K + 1, n_points)
+    k_query = min(K + 1, points.shape[0])
     _, idx = cKDTree(points).query(points[seeds], k=k_query)
-    idx = np.asarray(idx).reshape(len(seeds), k_query)
-    return idx[:, 1 : K + 1] if k_query > K else idx[:, :K]
+    return np.asarray(idx).reshape(len(seeds), k_query)
 
 
 def group_indices(
@@ -202,10 +212,7 @@ def _groups_with_oversampling(
         seeds = rs.choice(n_points, n_seeds, replace=False)
     else:
         seeds = np.arange(n_points)
-    points = np.column_stack([xcoords, ycoords])
-    k_query = min(pool_size + 1, n_points)
-    _, idx = cKDTree(points).query(points[seeds], k=k_query)
-    idx = np.asarray(idx).reshape(len(seeds), k_query)
+    idx = _query_neighbours(xcoords, ycoords, seeds, pool_size)
     pool: list[tuple[int, ...]] = []
     target = 2 * nsamples
     for seed_index, row in zip(seeds.tolist(), idx, strict=True):
@@ -216,7 +223,7 @@ def _groups_with_oversampling(
         if len(neighbors) < C:
             available = [seed_index, *neighbors.tolist()]
         else:
-            available = neighbors[:pool_size].tolist()
+            available = neighbors.tolist()  # already at most pool_size long
         for combo in itertools.combinations(available, C):
             pool.append(combo)
             if len(pool) >= target:
