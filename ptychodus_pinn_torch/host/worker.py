@@ -261,8 +261,7 @@ class WorkerRun:
             event = self._handle(line)
             if event is not None:
                 return event
-        self._check_alive()
-        return WorkerEvent("heartbeat")
+        return self._check_alive() or WorkerEvent("heartbeat")
 
     def _died(self) -> None:
         """The message pipe closed without ``done``/``error``: the child is gone."""
@@ -278,7 +277,9 @@ class WorkerRun:
             "batch size or the number of groups, or train on the CPU."
         )
 
-    def _check_alive(self) -> None:
+    def _check_alive(self) -> WorkerEvent | None:
+        """The child's ``done`` event if it exited after sending it, else None (raises if it
+        died without a result or never spoke within ``start_timeout_s``)."""
         assert self._process is not None
         if self._process.poll() is not None:
             # the pipe may still hold the child's last lines: read them up to the end
@@ -291,7 +292,7 @@ class WorkerRun:
                     self._died()
                 event = self._handle(line)
                 if event is not None and event.kind == "done":
-                    return
+                    return event
         if (not self._heard_from_child
                 and time.monotonic() - self._started_at > self.start_timeout_s):
             self.kill()
@@ -299,6 +300,7 @@ class WorkerRun:
                 f"{self.label} sent nothing within {self.start_timeout_s:.0f} s of starting and "
                 "was ended; raise [PINNTorchExecution] WorkerStartTimeout if the machine is slow."
             )
+        return None
 
     def stop(self, grace_s: float | None = None) -> dict[str, Any] | None:
         """Stop the job and wait for it: its ``done`` result, or None if it had to be killed.
