@@ -100,10 +100,8 @@ def build_grouped_dict(
         for c in range(C):
             y_out[..., c] = Y[nn[:, c]]
     elif objectGuess is not None:
-        if y_centring == "upstream":
-            centres = coords_offsets + coords_relative  # 2*mean - r_c
-        else:
-            centres = coords_nn
+        # upstream: 2*mean - r_c (point reflection); physical: r_c
+        centres = coords_offsets + coords_relative if y_centring == "upstream" else coords_nn
         flat = np.transpose(centres[:, 0, :, :], (0, 2, 1)).reshape(B * C, 2)  # b-major
         patches = extract_patches(objectGuess, flat, N).reshape(B, C, N, N)
         y_out = np.ascontiguousarray(np.transpose(patches, (0, 2, 3, 1)))

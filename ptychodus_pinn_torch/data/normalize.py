@@ -15,6 +15,16 @@ import numpy as np
 from ptychodus_pinn_torch.data.errors import DataError
 
 
+def _check_nphotons(nphotons: float) -> None:
+    if not np.isfinite(nphotons) or nphotons <= 0:
+        raise DataError(f"nphotons must be a positive finite photon count, got {nphotons!r}")
+
+
+def _check_patch_size(N: int) -> None:
+    if int(N) != N or N <= 0:
+        raise DataError(f"N must be a positive integer patch size, got {N!r}")
+
+
 def _mean_total_intensity(amplitudes: np.ndarray, name: str) -> float:
     """Mean over groups/channels of the per-pattern sum of squared amplitudes (float64)."""
     a = np.asarray(amplitudes)
@@ -64,8 +74,7 @@ def normalize_data(data: np.ndarray | Mapping[str, Any], N: int) -> np.ndarray:
                 "returned by RawData.generate_grouped_data or the amplitude array itself"
             )
         data = data["diffraction"]
-    if int(N) != N or N <= 0:
-        raise DataError(f"N must be a positive integer patch size, got {N!r}")
+    _check_patch_size(N)
     x = np.asarray(data)
     mean_total = _mean_total_intensity(x, "diffraction")
     s_norm = np.sqrt((N / 2.0) ** 2 / mean_total)
@@ -85,10 +94,8 @@ def intensity_scale(nphotons: float, N: int) -> float:
     Raises:
         DataError: non-positive or non-finite ``nphotons`` or ``N``.
     """
-    if not np.isfinite(nphotons) or nphotons <= 0:
-        raise DataError(f"nphotons must be a positive finite photon count, got {nphotons!r}")
-    if int(N) != N or N <= 0:
-        raise DataError(f"N must be a positive integer patch size, got {N!r}")
+    _check_nphotons(nphotons)
+    _check_patch_size(N)
     return float(np.sqrt(float(nphotons)) / (N / 2.0))
 
 
@@ -105,6 +112,5 @@ def dataset_intensity_scale(amplitudes: np.ndarray, nphotons: float) -> float:
     Returns:
         the scale as a Python float.
     """
-    if not np.isfinite(nphotons) or nphotons <= 0:
-        raise DataError(f"nphotons must be a positive finite photon count, got {nphotons!r}")
+    _check_nphotons(nphotons)
     return float(np.sqrt(float(nphotons) / _mean_total_intensity(amplitudes, "amplitudes")))

@@ -136,7 +136,7 @@ def probe(value: object, N: int, key: str = "probeGuess") -> np.ndarray:
     A ``(modes, N, N)`` stack (ptychodus' export) is reduced to its first mode with a logged note.
     """
     array = np.asarray(value)
-    if array.dtype == object or array.dtype.kind not in "iufc":
+    if array.dtype.kind not in "iufc":  # (object arrays have kind "O")
         raise DataError(f"{key} must be a numeric (complex) array, got dtype {array.dtype}")
     if array.ndim == 3:
         logger.info(
@@ -163,7 +163,7 @@ def object_guess(value: object, key: str = "objectGuess") -> np.ndarray | None:
     if value is None:
         return None
     array = np.asarray(value)
-    if array.dtype == object or array.dtype.kind not in "iufc":
+    if array.dtype.kind not in "iufc":  # (object arrays have kind "O")
         raise DataError(f"{key} must be a numeric (complex) array, got dtype {array.dtype}")
     if array.ndim != 2:
         raise DataError(f"{key} must be 2-D (H, W), got shape {array.shape}; pass one layer")
@@ -201,7 +201,7 @@ def ground_truth_patches(value: object, M: int, N: int, key: str = "Y") -> np.nd
             f"{key} must be (M, N, N) = ({M}, {N}, {N}) complex patches, got shape "
             f"{np.asarray(value).shape}; omit it or extract one patch per pattern"
         )
-    if array.dtype == object or array.dtype.kind not in "iufc":
+    if array.dtype.kind not in "iufc":  # (object arrays have kind "O")
         raise DataError(f"{key} must be numeric, got dtype {array.dtype}")
     return array.astype(np.complex64)
 
