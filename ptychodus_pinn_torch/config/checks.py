@@ -60,8 +60,6 @@ def as_optional_path(owner: str, name: str, value: Any) -> Path | None:
     """``None`` stays None, ``str``/``PathLike`` become :class:`Path`; anything else is an error."""
     if value is None or isinstance(value, Path):
         return value
-    if isinstance(value, str):
-        return Path(value)
     try:
         return Path(value)
     except TypeError:
