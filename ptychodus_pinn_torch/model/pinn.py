@@ -185,7 +185,7 @@ class PtychoPINN(nn.Module):
         )
         probe_t = _probe_tensor(probe, n)
         if not probe_normalized:
-            probe_t = torch.as_tensor(normalize_probe(probe_t, probe_scale)).to(torch.complex64)
+            probe_t = normalize_probe(probe_t, probe_scale)
         self.probe_ri = nn.Parameter(
             torch.view_as_real(probe_t).clone().contiguous(), requires_grad=bool(probe_trainable)
         )
@@ -193,8 +193,7 @@ class PtychoPINN(nn.Module):
             torch.tensor(math.log(scale), dtype=torch.float32),
             requires_grad=bool(intensity_scale_trainable),
         )
-        mask = torch.as_tensor(disk_mask(n)).to(torch.float32)
-        self.register_buffer("probe_disk", mask, persistent=False)
+        self.register_buffer("probe_disk", disk_mask(n), persistent=False)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -255,9 +254,9 @@ class PtychoPINN(nn.Module):
         b, c, n = obj_patches.shape[0], obj_patches.shape[1], self.N
         waves = obj_patches * self.probe
         if self.smoothing_sigma != 0:
-            waves = torch.as_tensor(
-                gaussian_smooth(waves.reshape(b * c, n, n), self.smoothing_sigma)
-            ).reshape(b, c, n, n)
+            waves = gaussian_smooth(waves.reshape(b * c, n, n), self.smoothing_sigma).reshape(
+                b, c, n, n
+            )
         if self.use_probe_mask:
             waves = waves * self.probe_disk
         return waves
@@ -293,7 +292,7 @@ class PtychoPINN(nn.Module):
             obj = trim_canvas(canvas, self.N)
             obj_patches = extract_patches(canvas, positions, self.N)
             waves = self.illuminate(obj_patches)
-            amplitude = torch.as_tensor(pad_and_diffract(waves)).to(torch.float32)
+            amplitude = pad_and_diffract(waves).to(torch.float32)
             pred_amp = torch.exp(self.log_scale) * amplitude
             return ModelOutput(obj, pred_amp, pred_amp * pred_amp, obj_patches)
 
