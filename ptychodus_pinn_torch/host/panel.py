@@ -495,7 +495,7 @@ class ControllerFixups:
 def attach_controller_fixups(controller: Any, processing_api: Any) -> ControllerFixups | None:
     """Attach the GUI repairs to a freshly built ptychodus ``ProcessingController``.
 
-    Call after ``ProcessingController.__init__`` has run. Three repairs, each fail-open (a
+    Call after ``ProcessingController.__init__`` has run. Four repairs, each fail-open (a
     ptychodus version without the expected private members gets a log line, never an
     exception):
 
