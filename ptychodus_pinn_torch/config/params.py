@@ -284,23 +284,9 @@ class ExecutionConfig:
     def __post_init__(self) -> None:
         o = "ExecutionConfig"
         _check_accelerator(self.accelerator)
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) \
-                or self.num_workers < 0:
-            raise ValueError(f"ExecutionConfig.num_workers={self.num_workers!r} must be >= 0")
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, int | float) \
-                or not self.learning_rate > 0:
-            raise ValueError(
-                f"ExecutionConfig.learning_rate={self.learning_rate!r} must be > 0"
-            )
-        if self.inference_batch_size is not None and (
-            isinstance(self.inference_batch_size, bool)
-            or not isinstance(self.inference_batch_size, int)
-            or self.inference_batch_size <= 0
-        ):
-            raise ValueError(
-                f"ExecutionConfig.inference_batch_size={self.inference_batch_size!r} must be "
-                "> 0 or None"
-            )
+        check_int(o, "num_workers", self.num_workers, minimum=0)
+        check_number(o, "learning_rate", self.learning_rate, positive=True)
+        check_int(o, "inference_batch_size", self.inference_batch_size, minimum=1, optional=True)
         check_int(o, "accum_steps", self.accum_steps, minimum=1)
         check_int(o, "checkpoint_save_top_k", self.checkpoint_save_top_k, minimum=0)
         check_int(o, "early_stop_patience", self.early_stop_patience, minimum=1)
