@@ -182,7 +182,7 @@ class _WrongType:
 
 
 @pytest.mark.spec("HOST-004")
-def test_fail_open(manager: Any, backend_name: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_fail_open(manager: Any, caplog: pytest.LogCaptureFixture) -> None:
     from ptychodus.model.core import ModelCore
 
     install_mod.uninstall()
