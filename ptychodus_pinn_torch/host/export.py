@@ -86,7 +86,10 @@ def training_inputs(input_path: Path, output_path: Path) -> tuple[Path, Path | N
             f"no {TRAIN_FILE} in {input_path}, and several other .npz files ({names}): rename "
             f"the training export to {TRAIN_FILE} (and a test export to {TEST_FILE})"
         )
-    diffraction, product = input_path / "diffraction.h5", input_path / "product.h5"
+    from ptychodus.api.io import StandardFileLayout
+
+    diffraction = input_path / StandardFileLayout.DIFFRACTION
+    product = input_path / StandardFileLayout.PRODUCT
     if diffraction.is_file() and product.is_file():
         built = Path(output_path) / TRAIN_FILE
         logger.info("no %s in %s; building it from %s and %s", TRAIN_FILE, input_path,
