@@ -602,18 +602,17 @@ def _batch_loss(
     """Loss of the groups ``idx``: ``x_all`` (B, C, N, N) float32 ``X_full·s``, ``pos_all``
     (B, C, 2) float32 px, ``y_all`` (B, C, N, N) complex64 labels or None. Returns
     ``compute_loss``'s (total, terms)."""
-    x = x_all[idx]
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x, pos = x_all[idx], pos_all[idx]
+    x_in = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
-        out = module(x, pos_all[idx])
+        out = module(x_in, pos)
     return compute_loss(
         out,
-        x_all[idx],
+        x,
         None if y_all is None else y_all[idx],
         weights,
         supervised=supervised,
-        positions=pos_all[idx],
+        positions=pos,
     )
 
 
