@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+#: accepted ``TrainingConfig.torch_loss_mode`` values (spec and PyTorch configs alike).
+TORCH_LOSS_MODES: tuple[str, ...] = ("poisson", "mae")
+
 
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> None:
     """Raise ValueError unless ``value`` is one of ``choices``."""
@@ -64,3 +67,12 @@ def as_optional_path(owner: str, name: str, value: Any) -> Path | None:
         return Path(value)
     except TypeError:
         raise ValueError(f"{owner}.{name}={value!r} must be a path (str) or None") from None
+
+
+def check_torch_loss_mode(value: Any) -> None:
+    """Raise upstream's ValueError unless ``value`` is one of :data:`TORCH_LOSS_MODES`."""
+    if value not in TORCH_LOSS_MODES:
+        raise ValueError(
+            f"Invalid torch_loss_mode={value!r}. Expected 'poisson' or 'mae' "
+            "(TrainingConfig.torch_loss_mode)."
+        )

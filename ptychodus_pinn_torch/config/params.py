@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ptychodus_pinn_torch.config.checks import (
+    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
+)
+from ptychodus_pinn_torch.config.checks import (
     as_optional_path,
     check_bool,
     check_choice,
     check_int,
     check_number,
+    check_torch_loss_mode,
 )
 
 MODES: tuple[str, ...] = ("Unsupervised", "Supervised")
@@ -37,7 +41,6 @@ DATA_SCALINGS: tuple[str, ...] = ("Parseval", "Max")
 LOSS_FUNCTIONS: tuple[str, ...] = ("MAE", "Poisson")
 REGULARIZER_LOSSES: tuple[str | None, ...] = ("Total_Variation", "Mean_Deviation", None)
 PT_SCHEDULERS: tuple[str, ...] = ("Default", "Exponential", "MultiStage", "Adaptive")
-TORCH_LOSS_MODES: tuple[str, ...] = ("poisson", "mae")
 #: upstream Nov-2025 also lists 'tpu'; HEAD rejects it with its own message, as we do.
 ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps")
 CHECKPOINT_MODES: tuple[str, ...] = ("min", "max")
@@ -214,11 +217,7 @@ class TrainingConfig:
         o = "TrainingConfig"
         check_bool(o, "nll", self.nll)
         check_choice(o, "scheduler", self.scheduler, PT_SCHEDULERS)
-        if self.torch_loss_mode not in TORCH_LOSS_MODES:
-            raise ValueError(
-                f"Invalid torch_loss_mode={self.torch_loss_mode!r}. Expected 'poisson' or 'mae' "
-                "(TrainingConfig.torch_loss_mode)."
-            )
+        check_torch_loss_mode(self.torch_loss_mode)
         check_number(o, "learning_rate", self.learning_rate, positive=True)
         for name in ("n_devices", "epochs", "batch_size", "accum_steps"):
             check_int(o, name, getattr(self, name), minimum=1)

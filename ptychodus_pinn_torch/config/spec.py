@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ptychodus_pinn_torch.config.checks import (
+    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
+)
+from ptychodus_pinn_torch.config.checks import (
     as_optional_path,
     check_bool,
     check_choice,
     check_int,
     check_number,
+    check_torch_loss_mode,
 )
 
 #: accepted ``ModelConfig.N`` values upstream (a Literal, not enforced at runtime upstream).
@@ -33,7 +37,6 @@ AMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "swish", "softplus", "relu")
 ARCHITECTURES: tuple[str, ...] = ("cnn",)
 UPSTREAM_ONLY_ARCHITECTURES: tuple[str, ...] = ("ffno", "fno", "fno_vanilla", "neuralop_uno")
 BACKENDS: tuple[str, ...] = ("tensorflow", "pytorch")
-TORCH_LOSS_MODES: tuple[str, ...] = ("poisson", "mae")
 GRADIENT_CLIP_ALGORITHMS: tuple[str, ...] = ("norm", "value", "agc")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULERS: tuple[str, ...] = ("Default", "Exponential", "WarmupCosine", "ReduceLROnPlateau")
@@ -254,11 +257,7 @@ def validate_training_config(config: TrainingConfig) -> None:
     check_number(owner, "realspace_weight", config.realspace_weight, non_negative=True)
     check_number(owner, "nphotons", config.nphotons, positive=True)
     _validate_sampling(owner, config)
-    if config.torch_loss_mode not in TORCH_LOSS_MODES:
-        raise ValueError(
-            f"Invalid torch_loss_mode={config.torch_loss_mode!r}. Expected 'poisson' or 'mae' "
-            "(TrainingConfig.torch_loss_mode)."
-        )
+    check_torch_loss_mode(config.torch_loss_mode)
     if config.model.model_type == "supervised" and config.torch_loss_mode != "mae":
         raise ValueError(
             "Supervised mode requires torch_loss_mode='mae' (TrainingConfig.torch_loss_mode="
