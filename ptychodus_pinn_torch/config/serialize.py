@@ -100,9 +100,9 @@ def spec_from_dict(d: Mapping[str, Any], kind: type | str | None = None) -> spec
     (``model_path`` present -> inference, ``model`` present -> training, else model).
     Unknown or missing keys and invalid values raise ValueError naming them.
     """
-    cls = _resolve_kind(kind, d, SPEC_KINDS)
     if not isinstance(d, Mapping):
         raise ValueError(f"a spec config must be a JSON object, got {type(d).__name__}")
+    cls = _resolve_kind(kind, d, SPEC_KINDS)
     values = dict(d)
     if cls is spec.ModelConfig:
         cfg = _build(spec.ModelConfig, values)
