@@ -18,12 +18,27 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def _records(history: Sequence[Any]) -> list[dict[str, Any]]:
+    """EpochReport objects (or their dicts) as plain dicts."""
+    return [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def write_history(path: Path, history: Sequence[Any], **extra: Any) -> Path:
     """Write ``{"epochs": [...], **extra}`` as JSON (atomically); epochs are EpochReport dicts.
 
     Non-finite floats become null so the file stays valid JSON.
     """
-    records = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+    records = _records(history)
     clean = [
         {
             k: (
@@ -45,12 +60,9 @@ def write_history(path: Path, history: Sequence[Any], **extra: Any) -> Path:
 
 def plot_loss(path: Path, history: Sequence[Any], *, title: str = "PtychoPINN training") -> Path:
     """Train and validation loss per epoch as a PNG (matplotlib, Agg backend)."""
-    import matplotlib
+    plt = _pyplot()
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    records = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+    records = _records(history)
     epochs = [r["epoch"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
@@ -83,10 +95,7 @@ def plot_object(
 
     Pixels with zero ``coverage`` ((H, W) float) are shown blank.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     obj = np.asarray(obj)
     amp = np.abs(obj).astype(np.float64)
@@ -114,7 +123,7 @@ def plot_object(
 
 def summarize(history: Sequence[Any]) -> Mapping[str, Any]:
     """First/last/best train loss and epochs run, for logs and reports."""
-    records = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in history]
+    records = _records(history)
     if not records:
         return {"epochs_run": 0}
     losses = [r["train_loss"] for r in records]
