@@ -31,6 +31,11 @@ def check_numeric(t: torch.Tensor, name: str) -> None:
         )
 
 
+def accumulation_dtype(t: torch.Tensor) -> torch.dtype:
+    """Real dtype to accumulate ``t`` in: float64 for double-precision input, else float32."""
+    return torch.float64 if t.dtype in (torch.complex128, torch.float64) else torch.float32
+
+
 def positions_1d(value: Any, n: int, name: str, device: torch.device) -> torch.Tensor:
     """``(n,)`` float64 tensor on ``device`` from a 1-D array-like of finite numbers."""
     t = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))

@@ -7,7 +7,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ._inputs import as_tensor_view, check_numeric, chunk_count, positions_1d
+from ._inputs import (
+    accumulation_dtype,
+    as_tensor_view,
+    check_numeric,
+    chunk_count,
+    positions_1d,
+)
 from .splat import CanvasAccumulator
 
 __all__ = ["ObjectGridAccumulator", "stitch_to_object_grid"]
@@ -161,7 +167,7 @@ def stitch_to_object_grid(
     device = p.device
     acc = ObjectGridAccumulator(
         object_shape, int(p.shape[-1]), crop=crop, weights=weights, device=device,
-        dtype=torch.float64 if p.dtype in (torch.complex128, torch.float64) else torch.float32,
+        dtype=accumulation_dtype(p),
     )
     acc.add(p, x, y, chunk_size=chunk_size)
     obj, cov = acc.result()

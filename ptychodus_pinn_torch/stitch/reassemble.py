@@ -8,7 +8,7 @@ from typing import Any, overload
 import numpy as np
 import torch
 
-from ._inputs import as_tensor_view, check_numeric, chunk_count
+from ._inputs import accumulation_dtype, as_tensor_view, check_numeric, chunk_count
 from .splat import CanvasAccumulator
 
 __all__ = ["reassemble_position", "reassemble_geometry"]
@@ -114,8 +114,7 @@ def reassemble_position(
     pad = _pad_for(adj)
     P = M + 2 * pad
     lo = N // 2 - M // 2
-    rdt = torch.float64 if obj.dtype in (torch.complex128, torch.float64) else torch.float32
-    acc = CanvasAccumulator((P, P), device=obj.device, dtype=rdt)
+    acc = CanvasAccumulator((P, P), device=obj.device, dtype=accumulation_dtype(obj))
     step = chunk_count(chunk_size, M)
     for start in range(0, n, step):
         stop = min(n, start + step)
