@@ -316,7 +316,7 @@ def simulate_scan(
         "step_px": float(step),
         "generator": "ptychodus_pinn_torch.data.simulate",
     }
-    return RawData(
-        x, y, x, y, np.sqrt(counts).astype(np.float32), P, np.zeros(x.shape[0], np.int64), obj,
+    return RawData.from_coords_without_pc(
+        x, y, np.sqrt(counts).astype(np.float32), P, None, obj,
         metadata=metadata, diffraction_kind="amplitude",
     )
