@@ -199,7 +199,7 @@ class DecoderLast(nn.Module):
             if self.probe_big:
                 self.border_up = ConvUpBlock(C_OUTER, last_width)
                 self.border_conv = _conv3x3(last_width, out_ch)
-                border = 1.0 - torch.as_tensor(centre_mask(n), dtype=torch.float32)
+                border = 1.0 - centre_mask(n)
                 self.register_buffer("border_mask", border.reshape(1, 1, n, n), persistent=False)
         else:
             self.full_up = ConvUpBlock(in_ch, last_width)

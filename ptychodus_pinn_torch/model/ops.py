@@ -131,7 +131,7 @@ def merge_patches(patches: torch.Tensor, positions: torch.Tensor, p: int) -> tor
     b, c, n = patches.shape[0], patches.shape[1], patches.shape[-1]
     _check_positions(positions, b, c)
     flat = patches.reshape(b * c, n, n).to(torch.complex64)
-    mask = centre_mask(n, device=flat.device).to(torch.float32)
+    mask = centre_mask(n, device=flat.device)
     # One complex translate call for all four sums (translation is linear and acts on real and
     # imaginary parts separately): [patch*mask, patch, mask + i*ones].
     weights = torch.complex(mask, torch.ones_like(mask)).expand(b * c, n, n)
