@@ -46,3 +46,13 @@ def test_translate_command_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_an_option_value_is_not_taken_for_the_subcommand(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--log-level", "translate", "--help"])  # no subcommand: the top-level help
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--to" not in out and "COMMAND" in out

@@ -63,12 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _find_command(argv: Sequence[str]) -> str | None:
+    """The subcommand: the first word that is neither an option nor an option's value."""
+    skip_value = False
+    for word in argv:
+        if skip_value:
+            skip_value = False
+        elif word == "--log-level":
+            skip_value = True
+        elif not word.startswith("-"):
+            return word if word in SUBCOMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # The first word that names a subcommand chooses it; only that module is imported, and it adds
     # its own arguments before parsing (so ``pinn-torch train --help`` lists train's options).
-    command = next((a for a in argv if a in SUBCOMMANDS), None)
+    command = _find_command(argv)
     if command is None:
         parser.parse_args(argv)  # handles --help / --version / bad options
         parser.print_help()
