@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ptychodus_pinn_torch.config.bridge import TF_DEFAULT_NPHOTONS
+
 NAME = "train"
 HELP = "train a PtychoPINN model on NPZ data"
 
 #: upstream TrainingConfig.nphotons default, used when neither --nphotons nor the data says
-DEFAULT_NPHOTONS = 1e9
+DEFAULT_NPHOTONS = TF_DEFAULT_NPHOTONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
