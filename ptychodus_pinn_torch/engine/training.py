@@ -460,7 +460,8 @@ def _train(
             if flags[0] == 0:
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = forward_loss(idx.to(device), train_module)
-                flags[1] = 0.0 if bool(torch.isfinite(loss.detach()).item()) else 1.0
+                loss_value = float(loss.detach())  # the batch's one read of the loss
+                flags[1] = 0.0 if math.isfinite(loss_value) else 1.0
                 # a second poll between forward and backward halves the stop latency
                 if should_stop is not None and not ctx.is_distributed and should_stop():
                     flags[0] = 1.0
@@ -482,7 +483,7 @@ def _train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
             optimizer.step()
             n = float(len(idx))
-            sums += torch.tensor([float(loss.detach()) * n, n], dtype=torch.float64)
+            sums += torch.tensor([loss_value * n, n], dtype=torch.float64)
             for k, v in terms.items():
                 term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * n
             if on_batch is not None:
