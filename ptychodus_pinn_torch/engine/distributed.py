@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -92,18 +93,28 @@ def local_rank_from_env() -> int | None:
     return None if raw is None else int(raw)
 
 
+def _all_reduce(values: torch.Tensor, op: Any, ctx: DistContext) -> torch.Tensor:
+    """``dist.all_reduce`` in place. NCCL reduces only CUDA tensors, so a CPU tensor (the
+    engine's small loss/flag vectors) travels through this rank's GPU and back."""
+    if not ctx.is_distributed:
+        return values
+    if ctx.backend == "nccl" and values.device.type != "cuda":
+        on_gpu = values.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(on_gpu, op=op)
+        values.copy_(on_gpu.cpu())
+    else:
+        dist.all_reduce(values, op=op)
+    return values
+
+
 def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum ``values`` over all ranks (in place; a no-op in a single process)."""
-    if ctx.is_distributed:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
+    return _all_reduce(values, dist.ReduceOp.SUM, ctx)
 
 
 def all_reduce_max(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Element-wise maximum over all ranks (in place; a no-op in a single process)."""
-    if ctx.is_distributed:
-        dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    return values
+    return _all_reduce(values, dist.ReduceOp.MAX, ctx)
 
 
 def barrier(ctx: DistContext) -> None:
