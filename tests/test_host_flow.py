@@ -83,6 +83,13 @@ def test_export_train_reconstruct(session: tuple[Any, Any, Any], tmp_path: Path)
     np.testing.assert_allclose(again.object_.get_array(), obj_out.get_array(), rtol=0,
                                atol=1e-5)
 
+    # [PINNTorchExecution] RefineEpochs adds the physics refinement (ENG-014)
+    library.execution_settings["RefineEpochs"].set_value(2)
+    refined = product.reconstruct_local(algorithm=PINN, block=True).get_product()
+    refined_obj = refined.object_.get_array()
+    assert refined_obj.shape == obj_out.get_array().shape and np.isfinite(refined_obj).all()
+    assert not np.allclose(refined_obj, obj_out.get_array(), atol=1e-5)
+
 
 def test_stop_ends_training_within_about_a_second(session: tuple[Any, Any, Any],
                                                   tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 :func:`reconstruct` groups all scan points (sequential seeds, ``nsamples = n_positions``), runs
 ``diffraction_to_obj`` in batches under ``torch.inference_mode`` and stitches each group's merged
 object at its group centre (``coords_offsets``) onto the data's ``objectGuess`` pixel grid; on
-request it also returns upstream's ``reassemble_position`` canvas.
+request it also returns upstream's ``reassemble_position`` canvas, and on request refines the
+stitched object against the measured patterns with the physics model (``engine.refine``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from ptychodus_pinn_torch.engine.batches import group_for_inference
 from ptychodus_pinn_torch.engine.devices import select_device
+from ptychodus_pinn_torch.engine.refine import DEFAULT_STEP, RefineReport, refine_object
 
 #: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
 CANVAS_M = 20
@@ -40,7 +42,10 @@ class Reconstruction:
     note: one line about the grid choice (empty on the data grid).
     patches: (n, N, N) complex64 per-group merged objects fed to the stitcher.
     centres: (n, 2) float64 ``[x, y]`` group centres in the data's position frame.
-    seconds: wall time of the network pass and stitching.
+    seconds: wall time of the network pass, stitching and refinement.
+    refinement: what the physics refinement did (``refine_epochs > 0``), else None.
+    network_object: (H, W) complex64 stitched network output before refinement (the same
+        array as ``object`` without refinement).
     """
 
     object: np.ndarray
@@ -52,6 +57,8 @@ class Reconstruction:
     patches: np.ndarray
     centres: np.ndarray
     seconds: float
+    refinement: RefineReport | None = None
+    network_object: np.ndarray | None = None
 
 
 def predict_patches(
@@ -105,6 +112,8 @@ def reconstruct(
     canvas: bool = False,
     weighting: str = "probe",
     phase_sync: bool = True,
+    refine_epochs: int = 0,
+    refine_step: float = DEFAULT_STEP,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -117,6 +126,10 @@ def reconstruct(
         intensity envelope (:func:`stitch_weights`), so each object pixel is taken from the
         patches that illuminated it; ``"uniform"`` averages the central N/2 crop of every
         patch equally.
+    refine_epochs: after stitching, refine the object for this many passes over the measured
+        patterns with the physics model alone (``engine.refine.refine_object``, ENG-014),
+        using the data's probe; 0 (default) returns the network's object.
+    refine_step: initial refinement step relative to the object's median amplitude.
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
@@ -165,6 +178,19 @@ def reconstruct(
     obj, coverage = stitch_to_object_grid(
         patches, x - origin[0], y - origin[1], shape, crop=crop, weights=weights
     )
+    network_obj = np.asarray(obj).astype(np.complex64)
+    refinement = None
+    if refine_epochs:
+        obj, refinement = refine_object(
+            network_obj,
+            np.asarray(data.diff3d),
+            np.column_stack([np.asarray(data.xcoords) - origin[0],
+                             np.asarray(data.ycoords) - origin[1]]),
+            _refinement_probe(data, bundle, n),
+            epochs=refine_epochs,
+            step=refine_step,
+            device=dev,
+        )
     result_canvas = None
     if canvas:
         offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
@@ -181,7 +207,22 @@ def reconstruct(
         patches=patches,
         centres=centres,
         seconds=time.perf_counter() - t0,
+        refinement=refinement,
+        network_object=network_obj,
     )
+
+
+def _refinement_probe(data: Any, bundle: Any, n: int) -> np.ndarray:
+    """(N, N) complex64 probe for refinement: the data's own probe (first mode) when it has
+    the patterns' size, else the model's."""
+    probe = getattr(data, "probeGuess", None)
+    if probe is not None:
+        probe = np.asarray(probe)
+        if probe.ndim == 3:
+            probe = probe[0]
+        if probe.shape == (n, n) and np.all(np.isfinite(probe)) and np.any(probe != 0):
+            return probe.astype(np.complex64)
+    return bundle.model.probe.detach().cpu().numpy().astype(np.complex64)
 
 
 def _overlap_weights(weights: np.ndarray | str, n: int, crop: int | None) -> np.ndarray:

@@ -108,7 +108,8 @@ class PINNTorchReconstructor(TrainableReconstructor):
         execution = values["execution"]
         result = reconstruct(self._inference_bundle(values["inference"]), data,
                              batch_size=int(execution["inference_batch_size"]),
-                             device=str(execution["device"]))
+                             device=str(execution["device"]),
+                             refine_epochs=int(execution["refine_epochs"]))
         obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
         product = conversion.output_product(parameters.product, obj, self._losses)
         yield ReconstructOutput(product=product, progress=self.get_progress_goal())

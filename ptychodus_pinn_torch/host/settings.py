@@ -137,6 +137,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
        minimum=1e-12),
     _p("execution", "InferenceBatchSize", "int", 64, "inference_batch_size",
        "Inference batch size", minimum=1),
+    _p("execution", "RefineEpochs", "int", 0, "refine_epochs", "Physics refinement epochs",
+       minimum=0, maximum=10000,
+       help="after the network, refine the object against the patterns with the physics model "
+       "alone for this many passes (0 = off)"),
     _p("execution", "Seed", "int", 0, "seed", "Random seed", minimum=0),
     _p("execution", "WorkerStartTimeout", "real", 120.0, "worker_start_timeout_s",
        "Worker start timeout (s)", minimum=1.0,
