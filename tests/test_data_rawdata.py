@@ -130,3 +130,16 @@ def test_committed_fixtures_load() -> None:
     assert train.metadata["nphotons"] == 1e6
     counts = train.diff3d.astype(np.float64) ** 2
     assert abs(counts.sum(axis=(1, 2)).mean() - 1e6) < 5 * np.sqrt(1e6 / train.n_positions)
+
+
+def test_write_npz_is_atomic(tmp_path: Path) -> None:
+    """A failed write leaves the existing file as it was and no temporary file behind."""
+    path = tmp_path / "keep.npz"
+    write_npz(path, {"a": np.arange(5.0)})
+    before = path.read_bytes()
+    with pytest.raises(DataError, match="dtype object"):
+        write_npz(path, {"b": np.arange(3.0), "c": np.array([None], dtype=object)})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.npz"]
+    write_npz(path, {"b": np.arange(3.0)})
+    assert set(read_npz(path)) == {"b"}

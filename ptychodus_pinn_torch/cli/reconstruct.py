@@ -10,7 +10,6 @@ also stores the network's own result as ``network_object``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -53,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--png {args.png} must end in .png")
 
     from ptychodus_pinn_torch.data import RawData
+    from ptychodus_pinn_torch.data.npz_io import write_npz
     from ptychodus_pinn_torch.engine.archive import load_archive
     from ptychodus_pinn_torch.engine.inference import reconstruct
     from ptychodus_pinn_torch.engine.reporting import plot_object
@@ -72,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
         arrays["canvas"] = result.canvas.astype(np.complex64)
     if result.refinement is not None and result.network_object is not None:
         arrays["network_object"] = result.network_object.astype(np.complex64)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, args.out)
+    write_npz(args.out, arrays)  # atomic
     if result.note:
         print(f"pinn-torch reconstruct: {result.note}", file=sys.stderr)
     if args.png is not None:
