@@ -43,6 +43,9 @@ demo: setup
 	  --out $(DEMO_DIR) --epochs $(DEMO_EPOCHS) --seed 0
 	$(BIN)/pinn-torch reconstruct --model $(DEMO_DIR)/wts.h5.zip --data fixtures/test.npz \
 	  --out $(DEMO_DIR)/reconstruction.npz --png $(DEMO_DIR)/reconstruction.png
+	$(BIN)/pinn-torch reconstruct --model $(DEMO_DIR)/wts.h5.zip --data fixtures/test.npz \
+	  --out $(DEMO_DIR)/reconstruction_refined.npz --png $(DEMO_DIR)/reconstruction_refined.png \
+	  --refine-epochs 10
 	@echo "demo: pictures in $(DEMO_DIR)/loss.png and $(DEMO_DIR)/reconstruction.png"
 
 test: setup
