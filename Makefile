@@ -46,7 +46,7 @@ demo: setup
 	$(BIN)/pinn-torch reconstruct --model $(DEMO_DIR)/wts.h5.zip --data fixtures/test.npz \
 	  --out $(DEMO_DIR)/reconstruction_refined.npz --png $(DEMO_DIR)/reconstruction_refined.png \
 	  --refine-epochs 10
-	@echo "demo: pictures in $(DEMO_DIR)/loss.png and $(DEMO_DIR)/reconstruction.png"
+	@echo "demo: pictures in $(DEMO_DIR)/loss.png, $(DEMO_DIR)/reconstruction.png (network) and $(DEMO_DIR)/reconstruction_refined.png (network + physics refinement)"
 
 test: setup
 	$(BIN)/ruff check ptychodus_pinn_torch tests bench
