@@ -460,7 +460,11 @@ def _train(
             if flags[0] == 0:
                 optimizer.zero_grad(set_to_none=True)
                 loss, terms = forward_loss(idx.to(device), train_module)
-                loss_value = float(loss.detach())  # the batch's one read of the loss
+                # the batch's one device read: the loss and every term together
+                term_names = sorted(terms)
+                read = torch.stack([loss.detach().float()]
+                                   + [terms[k].detach().float() for k in term_names]).tolist()
+                loss_value, term_values = read[0], dict(zip(term_names, read[1:], strict=True))
                 flags[1] = 0.0 if math.isfinite(loss_value) else 1.0
                 # a second poll between forward and backward halves the stop latency
                 if should_stop is not None and not ctx.is_distributed and should_stop():
@@ -484,8 +488,8 @@ def _train(
             optimizer.step()
             n = float(len(idx))
             sums += torch.tensor([loss_value * n, n], dtype=torch.float64)
-            for k, v in terms.items():
-                term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * n
+            for k, v in term_values.items():
+                term_sums[k] = term_sums.get(k, 0.0) + v * n
             if on_batch is not None:
                 on_batch(b, len(batches))
         if aborted is not None:
