@@ -200,34 +200,32 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     result = train_model(raw, config, options=options, on_epoch=on_epoch, checkpoint_dir=ckpt_dir)
     t2 = time.perf_counter()
-    rec = reconstruct(result.bundle, raw, device=args.device)
+    rec = reconstruct(result.bundle, raw, device=args.device, refine_epochs=args.refine_epochs)
     t3 = time.perf_counter()
-    metrics = quality_metrics(rec.object, raw.objectGuess, box)
+    network = rec.object if rec.network_object is None else rec.network_object
+    metrics = quality_metrics(network, raw.objectGuess, box)
     refined: dict[str, object] = {}
-    if args.refine_epochs:
-        t4 = time.perf_counter()
-        ref = reconstruct(result.bundle, raw, device=args.device, refine_epochs=args.refine_epochs)
-        m_ref = quality_metrics(ref.object, raw.objectGuess, box)
-        assert ref.refinement is not None
+    if rec.refinement is not None:
         refined = {
-            "epochs": args.refine_epochs,
-            "seconds": round(time.perf_counter() - t4, 2),
-            "nll_before": round(ref.refinement.nll_before, 4),
-            "nll_after": round(ref.refinement.nll_after, 4),
-            **{k: round(v, 4) for k, v in m_ref.items()},
+            "epochs": rec.refinement.epochs,
+            "seconds": round(rec.refinement.seconds, 2),
+            "nll_before": round(rec.refinement.nll_before, 4),
+            "nll_after": round(rec.refinement.nll_after, 4),
         }
+        refined.update(
+            {k: round(v, 4) for k, v in quality_metrics(rec.object, raw.objectGuess, box).items()}
+        )
     uniform = reconstruct(result.bundle, raw, device=args.device, weighting="uniform")
     metrics_uniform = quality_metrics(uniform.object, raw.objectGuess, box)
     if args.save:
-        from pathlib import Path
-
         from ptychodus_pinn_torch.engine.archive import save_archive
 
         folder = Path(args.save)
         folder.mkdir(parents=True, exist_ok=True)
         save_archive(folder / "wts.h5.zip", result.bundle)
         raw.to_file(folder / "scan.npz")
-        np.savez_compressed(folder / "rec.npz", object=rec.object, coverage=rec.coverage)
+        extra = {} if rec.network_object is None else {"refined_object": rec.object}
+        np.savez_compressed(folder / "rec.npz", object=network, coverage=rec.coverage, **extra)
     report = {
         "seed": args.seed,
         "object": args.object,

@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if result.canvas is not None:
         arrays["canvas"] = result.canvas.astype(np.complex64)
-    if result.refinement is not None and result.network_object is not None:
-        arrays["network_object"] = result.network_object.astype(np.complex64)
+    if result.network_object is not None:
+        arrays["network_object"] = result.network_object
     write_npz(args.out, arrays)  # atomic
     if result.note:
         print(f"pinn-torch reconstruct: {result.note}", file=sys.stderr)

@@ -44,8 +44,8 @@ class Reconstruction:
     centres: (n, 2) float64 ``[x, y]`` group centres in the data's position frame.
     seconds: wall time of the network pass, stitching and refinement.
     refinement: what the physics refinement did (``refine_epochs > 0``), else None.
-    network_object: (H, W) complex64 stitched network output before refinement (the same
-        array as ``object`` without refinement).
+    network_object: (H, W) complex64 stitched network output before refinement; None
+        without refinement (``object`` is the network's then).
     """
 
     object: np.ndarray
@@ -178,15 +178,15 @@ def reconstruct(
     obj, coverage = stitch_to_object_grid(
         patches, x - origin[0], y - origin[1], shape, crop=crop, weights=weights
     )
-    network_obj = np.asarray(obj).astype(np.complex64)
-    refinement = None
+    obj = np.asarray(obj).astype(np.complex64)
+    network_obj, refinement = None, None
     if refine_epochs:
+        network_obj = obj
         obj, refinement = refine_object(
             network_obj,
-            np.asarray(data.diff3d),
-            np.column_stack([np.asarray(data.xcoords) - origin[0],
-                             np.asarray(data.ycoords) - origin[1]]),
-            _refinement_probe(data, bundle, n),
+            data.diff3d,
+            np.column_stack([data.xcoords - origin[0], data.ycoords - origin[1]]),
+            data.probeGuess,  # the scan's own probe (RawData holds one (N, N) mode)
             epochs=refine_epochs,
             step=refine_step,
             device=dev,
@@ -198,7 +198,7 @@ def reconstruct(
             reassemble_position(patches[..., None], offsets, M=min(CANVAS_M, n))
         ).astype(np.complex64)
     return Reconstruction(
-        object=np.asarray(obj).astype(np.complex64),
+        object=obj,
         coverage=np.asarray(coverage).astype(np.float32),
         canvas=result_canvas,
         on_data_grid=on_grid,
@@ -210,19 +210,6 @@ def reconstruct(
         refinement=refinement,
         network_object=network_obj,
     )
-
-
-def _refinement_probe(data: Any, bundle: Any, n: int) -> np.ndarray:
-    """(N, N) complex64 probe for refinement: the data's own probe (first mode) when it has
-    the patterns' size, else the model's."""
-    probe = getattr(data, "probeGuess", None)
-    if probe is not None:
-        probe = np.asarray(probe)
-        if probe.ndim == 3:
-            probe = probe[0]
-        if probe.shape == (n, n) and np.all(np.isfinite(probe)) and np.any(probe != 0):
-            return probe.astype(np.complex64)
-    return bundle.model.probe.detach().cpu().numpy().astype(np.complex64)
 
 
 def _overlap_weights(weights: np.ndarray | str, n: int, crop: int | None) -> np.ndarray:

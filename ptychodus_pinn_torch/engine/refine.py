@@ -22,7 +22,7 @@ import torch
 from ptychodus_pinn_torch.physics import pad_and_diffract, poisson_nll
 from ptychodus_pinn_torch.physics.object_patches import PatchSampler
 
-#: Adam step per epoch relative to the median amplitude of the illuminated object.
+#: Initial Adam step relative to the mean amplitude of the illuminated start object.
 DEFAULT_STEP = 0.02
 #: Patterns per gradient step.
 DEFAULT_BATCH = 64
@@ -54,17 +54,18 @@ def _mean_nll(
     gain: float,
     batch: int,
 ) -> float:
-    """Mean Poisson NLL over all patterns (no gradient)."""
-    total, count = 0.0, 0
+    """Mean Poisson NLL over all patterns (no gradient; one device read)."""
+    total = torch.zeros((), dtype=torch.float64, device=obj.device)
     with torch.no_grad():
-        for start in range(0, len(sampler), batch):
-            idx = torch.arange(start, min(start + batch, len(sampler)), device=obj.device)
+        for idx in torch.arange(len(sampler), device=obj.device).split(batch):
             pred = gain * pad_and_diffract(sampler.extract(obj, idx) * probe) ** 2
-            total += float(poisson_nll(intensity[idx], pred)) * idx.numel()
-            count += idx.numel()
-    return total / max(count, 1)
+            total += poisson_nll(intensity[idx], pred).double() * idx.numel()
+    return float(total) / max(len(sampler), 1)
 
 
+# callers may hold inference mode or no_grad (e.g. around reconstruct); this needs autograd
+@torch.inference_mode(False)
+@torch.enable_grad()
 def refine_object(
     obj: np.ndarray,
     amplitudes: np.ndarray,
@@ -89,8 +90,9 @@ def refine_object(
             object absorbs it).
         epochs: passes over all patterns (>= 0; 0 returns ``obj`` unchanged).
         batch_size: patterns per Adam step (>= 1).
-        step: initial Adam learning rate relative to the median amplitude of the illuminated
-            object; it decays to 0 over the run (cosine), so more epochs never end noisier.
+        step: initial Adam learning rate relative to the mean amplitude of the illuminated
+            start object (weighted by |P|²); it decays to 0 over the run (cosine), so more
+            epochs never end noisier.
         seed: seeds the order of the patterns.
         device: torch device for the computation.
         on_epoch: called as ``on_epoch(epoch, epochs)`` after each pass.
@@ -126,57 +128,33 @@ def refine_object(
             )
     if epochs == 0 or m == 0:
         return obj.astype(np.complex64), RefineReport(0, math.nan, math.nan, math.nan, 0.0)
-    # callers may hold inference mode or no_grad (e.g. around reconstruct); this needs autograd
-    with torch.inference_mode(False), torch.enable_grad():
-        return _refine(obj, amplitudes, centres, probe, epochs, batch_size, step, seed,
-                       torch.device(device), on_epoch, t0)
 
-
-def _refine(
-    obj: np.ndarray,
-    amplitudes: np.ndarray,
-    centres: np.ndarray,
-    probe: np.ndarray,
-    epochs: int,
-    batch_size: int,
-    step: float,
-    seed: int,
-    dev: torch.device,
-    on_epoch: Callable[[int, int], None] | None,
-    t0: float,
-) -> tuple[np.ndarray, RefineReport]:
-    """The optimization of :func:`refine_object` (validated inputs, autograd enabled)."""
-    m, n = amplitudes.shape[0], amplitudes.shape[1]
+    dev = torch.device(device)
     o = torch.from_numpy(obj.astype(np.complex64)).to(dev)
     p = torch.from_numpy(probe.astype(np.complex64)).to(dev)
     intensity = torch.from_numpy(amplitudes.astype(np.float32)).to(dev) ** 2
     sampler = PatchSampler(torch.from_numpy(centres), obj.shape, n, dev)
-    with torch.no_grad():  # fixed gain: total predicted intensity = total measured
-        predicted = sum(
-            float((pad_and_diffract(sampler.extract(o, idx) * p) ** 2).sum())
-            for idx in torch.arange(m, device=dev).split(batch_size)
-        )
+    # one pass over the start object: its predicted total intensity (for the fixed gain) and
+    # its |P|²-weighted mean amplitude (the scale of the Adam step)
+    weight = (p.abs() ** 2).to(torch.float64)
+    sums = torch.zeros(2, dtype=torch.float64, device=dev)
+    with torch.no_grad():
+        for idx in torch.arange(m, device=dev).split(batch_size):
+            patches = sampler.extract(o, idx)
+            sums[0] += (pad_and_diffract(patches * p) ** 2).sum(dtype=torch.float64)
+            sums[1] += (patches.abs() * weight).sum(dtype=torch.float64)
+    predicted, weighted_amp = sums.tolist()
     if not predicted > 0:
         raise ValueError("the starting object and probe predict no intensity; nothing to refine")
-    gain = float(intensity.sum()) / predicted
+    gain = float(intensity.sum(dtype=torch.float64)) / predicted
+    scale = weighted_amp / (m * float(weight.sum()))
     nll_before = _mean_nll(o, sampler, p, intensity, gain, batch_size)
 
-    lit = (np.abs(probe) ** 2 > 0.01 * float(np.max(np.abs(probe) ** 2))).astype(np.float32)
-    weight = np.zeros(obj.shape, np.float32)
-    for x, y in np.round(centres).astype(int):  # rough footprint: where the probe is bright
-        r, c = y - n // 2, x - n // 2
-        r0, c0 = max(r, 0), max(c, 0)
-        r1, c1 = min(r + n, obj.shape[0]), min(c + n, obj.shape[1])
-        if r1 > r0 and c1 > c0:
-            weight[r0:r1, c0:c1] += lit[r0 - r : r1 - r, c0 - c : c1 - c]
-    amp = np.abs(obj)[weight > 0]
-    scale = float(np.median(amp)) if amp.size else 1.0
-    lr = step * (scale if scale > 0 else 1.0)
-
     param = torch.nn.Parameter(torch.view_as_real(o).clone())
-    optimizer = torch.optim.Adam([param], lr=lr)
-    steps_per_epoch = math.ceil(m / batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    optimizer = torch.optim.Adam([param], lr=step * scale)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, epochs * math.ceil(m / batch_size)
+    )
     gen = torch.Generator().manual_seed(int(seed))
     for epoch in range(1, epochs + 1):
         order = torch.randperm(m, generator=gen).to(dev)
@@ -184,8 +162,7 @@ def _refine(
             optimizer.zero_grad(set_to_none=True)
             current = torch.view_as_complex(param)
             pred = gain * pad_and_diffract(sampler.extract(current, idx) * p) ** 2
-            loss = poisson_nll(intensity[idx], pred)
-            loss.backward()
+            poisson_nll(intensity[idx], pred).backward()
             optimizer.step()
             schedule.step()
         if on_epoch is not None:

@@ -637,17 +637,16 @@ def _evaluate(
 ) -> float:
     """Mean loss over the groups ``idx`` without gradients (model left in eval mode)."""
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
     with torch.inference_mode():
         for chunk in torch.split(idx, batch_size):
             loss, _ = _batch_loss(
                 model, x_all, pos_all, y_all, chunk, weights, supervised=supervised,
                 channels_last=options.channels_last, autocast_on=autocast_on, device=device,
             )
-            total += float(loss) * len(chunk)
-            count += len(chunk)
+            total += loss.double() * len(chunk)
     model.train()
-    return total / max(count, 1)
+    return float(total) / max(len(idx), 1)  # one device read
 
 
 def _make_bundle(
