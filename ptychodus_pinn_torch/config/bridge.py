@@ -86,12 +86,6 @@ def _apply_overrides(kwargs: dict[str, Any], overrides: Mapping[str, Any] | None
     return kwargs
 
 
-def _paths(kwargs: dict[str, Any], names: tuple[str, ...]) -> None:
-    for name in names:
-        if isinstance(kwargs.get(name), str):
-            kwargs[name] = Path(kwargs[name])
-
-
 def probe_mask_to_spec(probe_mask: Any) -> bool:
     """PyTorch ``probe_mask`` -> spec bool: None -> False, a bool as is, any mask -> True."""
     if probe_mask is None:
@@ -144,8 +138,9 @@ def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: p
 
     After the overrides, in this order: nphotons still at the PyTorch default 1e5 without an
     explicit ``nphotons`` override -> ValueError; ``n_groups`` None -> ValueError;
-    ``test_data_file`` None -> one UserWarning; str paths -> Path; ``train_data_file`` None ->
-    ValueError. ``n_subsample`` is never copied from DataConfig (a factor there, a count here).
+    ``test_data_file`` None -> one UserWarning; ``train_data_file`` None -> ValueError (the
+    spec dataclass turns str paths into Path). ``n_subsample`` is never copied from DataConfig
+    (a factor there, a count here).
     """
     _check_type("model", model, spec.ModelConfig)
     _check_type("data", data, pt.DataConfig)
@@ -175,8 +170,7 @@ def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: p
         positions_provided=True,
         probe_trainable=False,
         intensity_scale_trainable=pt_model.intensity_scale_trainable,
-        output_dir=Path(training.output_dir) if training.output_dir else Path(
-            "training_outputs"),
+        output_dir=training.output_dir or Path("training_outputs"),
         sequential_sampling=False,
         backend="pytorch",
         torch_loss_mode=training.torch_loss_mode,
@@ -203,7 +197,6 @@ def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: p
             UserWarning,
             stacklevel=2,
         )
-    _paths(kwargs, ("train_data_file", "test_data_file", "output_dir"))
     if kwargs.get("train_data_file") is None:
         raise ValueError(
             "train_data_file is required in overrides for TrainingConfig. Provide as: "
@@ -237,7 +230,6 @@ def to_inference_config(model: spec.ModelConfig, data: pt.DataConfig,
         backend="pytorch",
     )
     _apply_overrides(kwargs, overrides, spec.InferenceConfig)
-    _paths(kwargs, ("model_path", "test_data_file", "output_dir"))
     if kwargs.get("model_path") is None:
         raise ValueError(
             "model_path is required in overrides for InferenceConfig. Provide as: "
