@@ -95,11 +95,10 @@ def compute_loss(
             raise ValueError("supervised loss needs labels (Y); the batch has none")
         return supervised_loss(out.obj_patches, labels, weights)
     terms: dict[str, torch.Tensor] = {}
-    pred_amp = out.pred_amp.float()
     if weights.nll > 0:
-        terms["nll"] = weights.nll * poisson_nll(x_scaled * x_scaled, pred_amp * pred_amp)
+        terms["nll"] = weights.nll * poisson_nll(x_scaled * x_scaled, out.pred_intensity)
     if weights.mae > 0:
-        terms["mae"] = weights.mae * mae(x_scaled, pred_amp)
+        terms["mae"] = weights.mae * mae(x_scaled, out.pred_amp)
     if weights.realspace > 0:
         if labels is None:
             raise ValueError("realspace_weight > 0 needs labels (Y); the batch has none")
