@@ -164,13 +164,13 @@ def _groups_standard(
     sequential_sampling: bool,
 ) -> np.ndarray:
     """Upstream ``_generate_groups_efficiently`` (reference §2.3) on a local legacy RNG."""
-    rs = np.random.RandomState(seed if (seed is not None and not sequential_sampling) else None)
     n_points = xcoords.shape[0]
     _check_group_args(n_points, C, K)
     if sequential_sampling:
         seeds = np.arange(min(nsamples, n_points))
         rs = np.random.RandomState(0)
     else:
+        rs = np.random.RandomState(seed)
         n = min(nsamples, n_points)
         seeds = rs.choice(np.arange(n_points), n, replace=False) if n < n_points else (
             np.arange(n_points)
