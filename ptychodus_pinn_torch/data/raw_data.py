@@ -178,8 +178,8 @@ class RawData:
                 path, diff3d.dtype, arrays["probeGuess"].shape,
             )
             kind = "intensity"
-            if diff3d.dtype.kind == "f" and np.any(diff3d < 0):
-                n_neg = int(np.sum(diff3d < 0))
+            n_neg = int(np.count_nonzero(diff3d < 0)) if diff3d.dtype.kind == "f" else 0
+            if n_neg:
                 logger.warning("%s: clipping %d negative intensities (inpainting) to 0", path,
                                n_neg)
                 diff3d = np.clip(diff3d, 0, None)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from ptychodus_pinn_torch.data.errors import DataError
+from ptychodus_pinn_torch.data.normalize import _check_nphotons
 from ptychodus_pinn_torch.data.patches import extract_patches
 from ptychodus_pinn_torch.data.raw_data import RawData
 
@@ -293,8 +294,7 @@ def simulate_scan(
     """
     if not np.isfinite(overlap) or not 0.0 <= overlap <= 0.95:
         raise DataError(f"overlap must be in [0, 0.95], got {overlap!r}")
-    if not np.isfinite(nphotons) or nphotons <= 0:
-        raise DataError(f"nphotons must be a positive photon count, got {nphotons!r}")
+    _check_nphotons(nphotons)
     if obj is None:
         obj = make_object(object_kind, object_shape, seed)
     else:
