@@ -31,15 +31,15 @@ def align_phase(rec: np.ndarray, true: np.ndarray, weight: np.ndarray) -> np.nda
     yy, xx = np.mgrid[:h, :w].astype(np.float64)
     xx -= xx.mean()
     yy -= yy.mean()
-    wt = weight.ravel().astype(np.float64)
+    sw = np.sqrt(weight.ravel().astype(np.float64))
     design = np.stack([np.ones(h * w), xx.ravel(), yy.ravel()], axis=1)
+    weighted_design = design * sw[:, None]
     out = rec.astype(np.complex128)
     for _ in range(4):
         d = out * np.conj(true)
         out = out * np.exp(-1j * np.angle(np.sum(weight * d)))
         resid = np.angle(out * np.conj(true)).ravel()
-        sw = np.sqrt(wt)
-        coef, *_ = np.linalg.lstsq(design * sw[:, None], resid * sw, rcond=None)
+        coef, *_ = np.linalg.lstsq(weighted_design, resid * sw, rcond=None)
         out = out * np.exp(-1j * (design @ coef).reshape(h, w))
     return out
 
