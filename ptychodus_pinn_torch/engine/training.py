@@ -496,12 +496,12 @@ def _train(
             model.load_state_dict(last_good)
             stopped = aborted
             break
-        term_vec = torch.tensor([term_sums[k] for k in sorted(term_sums)], dtype=torch.float64)
+        names = sorted(term_sums)
+        term_vec = torch.tensor([term_sums[k] for k in names], dtype=torch.float64)
         distmod.all_reduce_sum(sums, ctx)
         distmod.all_reduce_sum(term_vec, ctx)
         count = max(float(sums[1]), 1.0)
         train_loss = float(sums[0]) / count
-        names = sorted(term_sums)
         terms_mean = {k: v / count for k, v in zip(names, term_vec.tolist(), strict=True)}
         val_loss = None
         if n_val:
@@ -635,7 +635,7 @@ def _evaluate(
     autocast_on: bool,
     device: torch.device,
 ) -> float:
-    """Mean loss over the groups ``idx`` without gradients (model left in eval mode)."""
+    """Mean loss over the groups ``idx`` without gradients (in eval mode; train mode after)."""
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     with torch.inference_mode():
