@@ -30,14 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptychodus_pinn_torch.conformance.runner import format_table
+    from ptychodus_pinn_torch.conformance.runner import SUITE_DIR, format_table
     from ptychodus_pinn_torch.conformance.runner import run as run_suite
 
     pytest_args = list(args.pytest_arg)
     if args.keyword:
         pytest_args += ["-k", args.keyword]
-    from ptychodus_pinn_torch.conformance.runner import SUITE_DIR
-
     results, problems, exit_code = run_suite(
         specs_dir=args.specs,
         backend=args.backend,
