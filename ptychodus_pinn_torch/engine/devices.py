@@ -23,15 +23,13 @@ def select_device(name: str = "auto", *, local_rank: int | None = None) -> torch
     if key == "auto":
         if torch.cuda.is_available():
             return _cuda(local_rank)
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     if key == "cpu":
         return torch.device("cpu")
     if key == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
+        if not _mps_available():
             raise ValueError("device 'mps' was requested but Apple MPS is not available; "
                              "use --device cpu or --device auto")
         return torch.device("mps")
@@ -54,6 +52,12 @@ def select_device(name: str = "auto", *, local_rank: int | None = None) -> torch
                              "present; use a smaller index")
         return torch.device("cuda", index)
     raise ValueError(f"device must be one of {DEVICE_CHOICES} or 'cuda:<index>', got {name!r}")
+
+
+def _mps_available() -> bool:
+    """Apple MPS is present in this torch build and usable."""
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and bool(mps.is_available())
 
 
 def _cuda(local_rank: int | None) -> torch.device:
