@@ -80,7 +80,8 @@ def predict_patches(
         for start in range(0, x_scaled.shape[0], batch_size):
             xb = x_scaled[start : start + batch_size].to(device)
             pb = positions[start : start + batch_size].to(device)
-            out.append(model.diffraction_to_obj(xb, pb).to("cpu").numpy().astype(np.complex64))
+            obj = model.diffraction_to_obj(xb, pb).cpu().numpy()
+            out.append(obj.astype(np.complex64, copy=False))
     if not out:
         n = int(x_scaled.shape[-1])
         return np.zeros((0, n, n), np.complex64)
@@ -157,7 +158,7 @@ def reconstruct(
     )
     bundle.model.to("cpu")
     centres = groups.centres
-    x, y = centres[:, 0].copy(), centres[:, 1].copy()
+    x, y = centres[:, 0], centres[:, 1]
     obj_guess = getattr(data, "objectGuess", None)
     if obj_guess is not None:
         shape = tuple(np.asarray(obj_guess).shape)
@@ -178,7 +179,7 @@ def reconstruct(
     obj, coverage = stitch_to_object_grid(
         patches, x - origin[0], y - origin[1], shape, crop=crop, weights=weights
     )
-    obj = np.asarray(obj).astype(np.complex64)
+    obj = np.asarray(obj, dtype=np.complex64)
     network_obj, refinement = None, None
     if refine_epochs:
         network_obj = obj
@@ -195,11 +196,11 @@ def reconstruct(
     if canvas:
         offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
         result_canvas = np.asarray(
-            reassemble_position(patches[..., None], offsets, M=min(CANVAS_M, n))
-        ).astype(np.complex64)
+            reassemble_position(patches[..., None], offsets, M=min(CANVAS_M, n)), np.complex64
+        )
     return Reconstruction(
         object=obj,
-        coverage=np.asarray(coverage).astype(np.float32),
+        coverage=np.asarray(coverage, dtype=np.float32),
         canvas=result_canvas,
         on_data_grid=on_grid,
         origin=origin,
