@@ -57,9 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ...)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.set_defaults(_module=module_name)
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
     return parser
 
 
