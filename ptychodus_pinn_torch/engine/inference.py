@@ -130,7 +130,8 @@ def reconstruct(
     refine_epochs: after stitching, refine the object for this many passes over the measured
         patterns with the physics model alone (``engine.refine.refine_object``, ENG-014),
         using the data's probe; 0 (default) returns the network's object.
-    refine_step: initial refinement step relative to the object's median amplitude.
+    refine_step: initial refinement step relative to the |P|²-weighted mean amplitude of the
+        illuminated object (``refine_object``'s ``step``).
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
