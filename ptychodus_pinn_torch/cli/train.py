@@ -106,12 +106,11 @@ def _check_args(args: argparse.Namespace) -> None:
 def _nphotons(args: argparse.Namespace, raw: Any) -> float:
     if args.nphotons is not None:
         return float(args.nphotons)
-    meta = getattr(raw, "metadata", None) or {}
-    value = meta.get("nphotons") if isinstance(meta, dict) else None
-    try:
-        return float(value) if value is not None and float(value) > 0 else DEFAULT_NPHOTONS
+    try:  # RawData.metadata is always a dict; float(None) and float("x") both fail here
+        value = float(raw.metadata.get("nphotons"))
     except (TypeError, ValueError):
         return DEFAULT_NPHOTONS
+    return value if value > 0 else DEFAULT_NPHOTONS
 
 
 def build_configs(args: argparse.Namespace, raw: Any) -> Any:
