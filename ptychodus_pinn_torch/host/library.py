@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 from ptychodus.api.reconstruct import Reconstructor, ReconstructorLibrary
@@ -18,8 +17,6 @@ LIBRARY_NAME = "PtychoPINN-PyTorch"
 #: the package's top logger: ptychodus attaches its log pane handler here, so the records of
 #: every ``ptychodus_pinn_torch.*`` module (and of the training worker) reach the GUI
 LOGGER_NAME = "ptychodus_pinn_torch"
-
-logger = logging.getLogger(__name__)
 
 
 class PtychoPINNTorchLibrary(ReconstructorLibrary):
