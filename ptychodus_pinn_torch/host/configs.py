@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ptychodus_pinn_torch.host.settings import PARAMETERS
+from ptychodus_pinn_torch.host.settings import PARAMETERS, parameters_of_group
 
 __all__ = ["build_model_config", "build_train_options", "build_training_config",
            "pytorch_configs", "setting_name"]
 
-_MODEL_FIELDS = tuple(p.spec_field for p in PARAMETERS if p.section == "model")
-_TRAINING_FIELDS = tuple(p.spec_field for p in PARAMETERS if p.section == "training")
+_MODEL_FIELDS = tuple(p.spec_field for p in parameters_of_group("model"))
+_TRAINING_FIELDS = tuple(p.spec_field for p in parameters_of_group("training"))
 
 
 def setting_name(section: str, spec_field: str) -> str:

@@ -163,8 +163,9 @@ class SettingsGroup:
         self.section: Section = section
         self.group_name = GROUP_NAMES[section]
         self._group: ParameterGroup = registry.create_group(self.group_name)
+        self._specs = parameters_of_group(section)
         self._parameters: dict[str, Parameter[Any]] = {}
-        for spec in parameters_of_group(section):
+        for spec in self._specs:
             parameter: Parameter[Any]
             if spec.kind == "int":
                 parameter = self._group.create_integer_parameter(
@@ -184,7 +185,7 @@ class SettingsGroup:
             setattr(self, spec.attribute, parameter)
 
     def __iter__(self) -> Iterator[tuple[ParameterSpec, Parameter[Any]]]:
-        for spec in parameters_of_group(self.section):
+        for spec in self._specs:
             yield spec, self._parameters[spec.name]
 
     def __getitem__(self, name: str) -> Parameter[Any]:
