@@ -23,11 +23,12 @@ import pytest
 from ptychodus.api.reconstruct import ReconstructorLibrary, TrainableReconstructor
 from ptychodus.api.settings import SettingsRegistry
 
+from ptychodus_pinn_torch.conformance import DEFAULT_BACKEND
 from ptychodus_pinn_torch.host import hookspecs, plugins
 from ptychodus_pinn_torch.host import install as install_mod
 from ptychodus_pinn_torch.host.sample_data import simulate_scan
 
-OURS = "ptychodus-pinn-torch"
+OURS = DEFAULT_BACKEND  # the rules about this package's own library run only against it
 BUILT_IN_LIBRARIES = ("pty-chi", "PtychoNN", "PtychoPINN", "PtychoPINN-Torch", "PtychoFM")
 BUILT_IN_GROUP_PREFIXES = ("PtychoPINN", "PtychoNN", "PtyChi", "PtychoFM", "Processing")
 
