@@ -56,8 +56,6 @@ def pad_to_canvas(x: torch.Tensor, p: int) -> torch.Tensor:
     pad = (p - n) // 2
     if pad < 0 or 2 * pad != p - n:
         raise ValueError(f"cannot pad size {n} to {p}: P - N must be even and >= 0")
-    if x.is_complex():
-        return torch.complex(pad_to_canvas(x.real, p), pad_to_canvas(x.imag, p))
     return torch.nn.functional.pad(x, (pad, pad, pad, pad))
 
 
