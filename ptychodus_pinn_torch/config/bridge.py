@@ -146,7 +146,7 @@ def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: p
     _check_type("data", data, pt.DataConfig)
     _check_type("pt_model", pt_model, pt.ModelConfig)
     _check_type("training", training, pt.TrainingConfig)
-    overrides = dict(overrides or {})
+    overrides = _apply_overrides({}, overrides, spec.TrainingConfig)  # a checked copy
     if training.scheduler not in spec.SCHEDULERS and "scheduler" not in overrides:
         raise ValueError(
             f"TrainingConfig.scheduler={training.scheduler!r} has no TF-style equivalent; "
@@ -178,7 +178,7 @@ def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: p
     )
     if training.scheduler in spec.SCHEDULERS:
         kwargs["scheduler"] = training.scheduler
-    _apply_overrides(kwargs, overrides, spec.TrainingConfig)
+    kwargs.update(overrides)
     if "nphotons" not in overrides and data.nphotons == PT_DEFAULT_NPHOTONS:
         raise ValueError(
             f"nphotons default divergence detected: PyTorch default ({PT_DEFAULT_NPHOTONS}) "
