@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 from ptychodus.api.reconstruct import ReconstructInput
 
+from ptychodus_pinn_torch.data.npz_io import write_npz
 from ptychodus_pinn_torch.host.conversion import scan_arrays_from_input
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ def export_training_npz(file_path: Path, parameters: ReconstructInput) -> Path:
     """
     arrays = scan_arrays_from_input(parameters)
     file_path = Path(file_path)
-    file_path.parent.mkdir(parents=True, exist_ok=True)
-    with file_path.open("wb") as fh:  # a file object: numpy must not append ".npz"
-        np.savez(fh, **arrays)
+    write_npz(file_path, arrays, compress=False)  # atomic; the name is kept as given
     logger.info("exported %d patterns of %dx%d pixels to %s", *arrays["diff3d"].shape, file_path)
     return file_path
 
