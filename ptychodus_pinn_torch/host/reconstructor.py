@@ -119,11 +119,9 @@ class PINNTorchReconstructor(TrainableReconstructor):
         grouping neighbour count (the engine groups inference data with the bundle's
         ``training_config.neighbor_count``; it matters for GridSize > 1 only)."""
         bundle = self._bundle
-        config = getattr(bundle, "training_config", None)
+        config = bundle.training_config
         k = int(inference["neighbor_count"])
-        if config is None or not dataclasses.is_dataclass(config) or bundle.gridsize == 1:
-            return bundle
-        if getattr(config, "neighbor_count", k) == k:
+        if config is None or bundle.gridsize == 1 or config.neighbor_count == k:
             return bundle
         return dataclasses.replace(bundle, training_config=dataclasses.replace(
             config, neighbor_count=k))
@@ -152,7 +150,7 @@ class PINNTorchReconstructor(TrainableReconstructor):
         from ptychodus_pinn_torch.engine.archive import load_archive
 
         bundle = load_archive(Path(file_path))
-        archived_type = getattr(bundle.model_config, "model_type", self.model_type)
+        archived_type = bundle.model_config.model_type
         if archived_type != self.model_type:
             logger.warning("%s was trained as %r; %s runs it for inference all the same",
                            file_path, archived_type, self._name)
