@@ -58,7 +58,7 @@ from ptychodus.controller.processing import ReconstructorViewControllerFactory
 from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .settings import GROUP_NAMES, ParameterSpec, SettingsGroup
+from .settings import ParameterSpec, PINNTorchSettings, SettingsGroup
 
 __all__ = [
     "PANEL_OBJECT_NAME_PREFIX",
@@ -280,30 +280,15 @@ def build_settings_panel(
 
 
 def _library_settings_groups(library: Any) -> list[SettingsGroup]:
-    """The SettingsGroup objects of ``library``, in the order model, training, inference, exec.
-
-    Looks for ``library.settings.groups()`` (a ``PINNTorchSettings``) first, then for the
-    attributes ``model_settings``, ``training_settings``, ``inference_settings``,
-    ``execution_settings``.
-    """
+    """The SettingsGroup objects of ``library.settings`` (a ``PINNTorchSettings``), in the
+    order model, training, inference, execution."""
     settings = getattr(library, "settings", None)
-    groups_fn = getattr(settings, "groups", None)
-    if callable(groups_fn):
-        groups = list(groups_fn())
-    else:
-        groups = [
-            g
-            for g in (getattr(library, f"{section}_settings", None) for section in GROUP_NAMES)
-            if g is not None
-        ]
-    groups = [g for g in groups if isinstance(g, SettingsGroup)]
-    if not groups:
+    if not isinstance(settings, PINNTorchSettings):
         raise ValueError(
             f"library {getattr(library, 'name', library)!r} exposes no PINNTorch settings "
-            "groups; give it a `settings` attribute (host.settings.PINNTorchSettings) or "
-            "`model_settings`/`training_settings`/... attributes"
+            "groups; give it a `settings` attribute (host.settings.PINNTorchSettings)"
         )
-    return groups
+    return list(settings.groups())
 
 
 class PINNTorchViewControllerFactory(ReconstructorViewControllerFactory):
