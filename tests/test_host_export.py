@@ -118,3 +118,13 @@ def test_training_inputs_take_a_folders_only_npz(scan, tmp_path: Path) -> None: 
     export.export_training_npz(folder / "second.npz", scan.reconstruct_input())
     with pytest.raises(FileNotFoundError, match="my_scan_export.npz, second.npz"):
         export.training_inputs(folder, tmp_path)
+
+
+def test_losses_from_history_reads_train_or_validation_losses() -> None:
+    losses_from_history = conversion.losses_from_history
+    history = [{"epoch": 1, "train_loss": 2.0, "val_loss": None},
+               {"epoch": 2, "train_loss": float("nan"), "val_loss": 1.5},
+               {"epoch": 3, "train_loss": 1.0, "val_loss": 0.5}]
+    assert [(v.epoch, v.value) for v in losses_from_history(history)] == [(1, 2.0), (3, 1.0)]
+    assert [(v.epoch, v.value) for v in losses_from_history(history, "val_loss")] == [
+        (2, 1.5), (3, 0.5)]

@@ -131,13 +131,13 @@ def object_on_input_grid(array: np.ndarray, input_object: Object) -> Object:
     )
 
 
-def losses_from_history(history: Iterable[Mapping[str, Any] | Any]) -> list[LossValue]:
-    """``LossValue(epoch, train_loss)`` per epoch record (dicts or objects with
-    ``epoch``/``train_loss``); records without a finite train loss are skipped."""
+def losses_from_history(history: Iterable[Mapping[str, Any]],
+                        key: str = "train_loss") -> list[LossValue]:
+    """``LossValue(epoch, record[key])`` per epoch record (``EpochReport.to_dict()`` dicts);
+    ``key`` is ``"train_loss"`` or ``"val_loss"``. Records without a finite value are skipped."""
     losses: list[LossValue] = []
     for record in history:
-        get = record.get if isinstance(record, Mapping) else lambda k, r=record: getattr(r, k, None)
-        epoch, value = get("epoch"), get("train_loss")
+        epoch, value = record.get("epoch"), record.get(key)
         if epoch is None or value is None or not np.isfinite(float(value)):
             continue
         losses.append(LossValue(epoch=int(epoch), value=float(value)))

@@ -220,9 +220,11 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 event = run.next_event()
                 if event.kind == "epoch":
                     progress = int(event.data.get("epoch", progress + 1))
-                    loss = conversion.losses_from_history([event.data])
-                    yield TrainOutput(training_loss=loss, validation_loss=_val(event.data),
-                                      progress=progress)
+                    yield TrainOutput(
+                        training_loss=conversion.losses_from_history([event.data]),
+                        validation_loss=conversion.losses_from_history([event.data], "val_loss"),
+                        progress=progress,
+                    )
                 elif event.kind == "done":
                     break
                 else:  # heartbeat: lets ptychodus check its Stop flag
@@ -242,10 +244,3 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 else:  # stopped before the first epoch ended: the weights are untrained
                     logger.warning("%s: training stopped before its first epoch finished; "
                                    "no model was loaded", self._name)
-
-
-def _val(report: dict[str, Any]) -> list[LossValue]:
-    value = report.get("val_loss")
-    if value is None:
-        return []
-    return [LossValue(epoch=int(report["epoch"]), value=float(value))]
