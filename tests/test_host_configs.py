@@ -92,3 +92,11 @@ def test_inference_neighbour_count_reaches_the_bundle(tmp_path: Path) -> None:
     reconstructor._bundle = ModelBundle(model=torch.nn.Identity(),
                                         model_config=ModelConfig(N=64, gridsize=2))
     assert reconstructor._inference_bundle(inference) is reconstructor._bundle
+
+
+def test_setting_hint_names_only_the_field_in_the_message() -> None:
+    from ptychodus_pinn_torch.host.configs import _TRAINING_FIELDS, _with_setting_hint
+
+    error = ValueError("TrainingConfig.realspace_mae_weight = -1 must be >= 0")
+    message = str(_with_setting_hint(error, "training", _TRAINING_FIELDS))
+    assert message.endswith("(ptychodus setting: [PINNTorchTraining] RealspaceMAEWeight)")

@@ -9,6 +9,7 @@ ptychodus setting to change.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ def setting_name(section: str, spec_field: str) -> str:
 
 def _with_setting_hint(exc: ValueError, section: str, fields: tuple[str, ...]) -> ValueError:
     message = str(exc)
-    hints = [setting_name(section, f) for f in fields if f in message]
+    # whole field names only: "mae_weight" must not match inside "realspace_mae_weight"
+    hints = [setting_name(section, f) for f in fields if re.search(rf"\b{f}\b", message)]
     if hints:
         message += f" (ptychodus setting: {', '.join(hints)})"
     return ValueError(message)
