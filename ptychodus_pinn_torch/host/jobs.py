@@ -39,12 +39,12 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
     output_dir.mkdir(parents=True, exist_ok=True)
     train_data = RawData.from_file(payload["train_file"])
     test_data = RawData.from_file(payload["test_file"]) if payload.get("test_file") else None
-    n = int(train_data.diff3d.shape[1])
+    n = train_data.N
     config = build_training_config(payload["values"], N=n, model_type=payload["model_type"],
                                    output_dir=output_dir)
     options = build_train_options(payload["values"])
     logger.info("training %s on %d patterns of %dx%d (%s), %d epochs", payload["model_type"],
-                train_data.diff3d.shape[0], n, n, payload["train_file"], config.nepochs)
+                train_data.n_positions, n, n, payload["train_file"], config.nepochs)
     result = train_model(
         train_data, config, test_data=test_data, options=options,
         on_epoch=lambda report: channel.emit("epoch", report.to_dict()),
