@@ -76,9 +76,7 @@ class ParameterSpec:
         return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", self.name).lower()
 
 
-def _p(section: Section, name: str, kind: Kind, default: Any, spec_field: str, label: str,
-       **kw: Any) -> ParameterSpec:
-    return ParameterSpec(section, name, kind, default, spec_field, label, **kw)
+_p = ParameterSpec  # short name for the table below
 
 
 # Defaults of the model and training groups are those of ptychodus' TensorFlow PtychoPINN panel
