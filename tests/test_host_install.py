@@ -203,3 +203,21 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
+
+
+class _NotASequence:
+    @hookimpl
+    def reconstructor_libraries(self, settings_registry: Any,
+                                is_developer_mode_enabled: bool) -> Any:
+        return 42
+
+
+def test_a_result_that_is_no_sequence_skips_only_that_plugin(
+        caplog: pytest.LogCaptureFixture) -> None:
+    manager = plugins.load_plugin("ptychodus-pinn-torch")
+    manager.register(_NotASequence(), name="not-a-sequence")
+    with caplog.at_level(logging.ERROR):
+        added = plugins.collect_libraries(SettingsRegistry(), False, manager=manager)
+    assert [(name, library.name) for name, library in added] == [
+        ("ptychodus-pinn-torch", "PtychoPINN-PyTorch")]
+    assert "'not-a-sequence' returned 42" in caplog.text

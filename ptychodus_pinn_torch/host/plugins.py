@@ -125,7 +125,12 @@ def collect_libraries(
         "is_developer_mode_enabled": is_developer_mode_enabled,
     }
     for plugin_name, result in _call_each(manager, "reconstructor_libraries", kwargs):
-        libraries = [result] if isinstance(result, ReconstructorLibrary) else list(result)
+        try:
+            libraries = [result] if isinstance(result, ReconstructorLibrary) else list(result)
+        except TypeError:  # neither a library nor a sequence: skip this plugin only
+            logger.error("ptychodus-pinn-torch: plugin %r returned %r, not a sequence of "
+                         "ReconstructorLibrary; skipped", plugin_name, result)
+            continue
         for library in libraries:
             problem = _library_problem(library, taken, ReconstructorLibrary)
             if problem:
