@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -198,8 +199,6 @@ def test_gui_hook_is_installed_when_ptychodus_imports_the_controller() -> None:
 
 
 def _env() -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
