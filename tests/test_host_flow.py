@@ -3,6 +3,7 @@ killed training worker. Tiny data (N=64, 16-25 positions, 1 epoch, NumFiltersSca
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -66,6 +67,8 @@ def test_export_train_reconstruct(session: tuple[Any, Any, Any], tmp_path: Path)
     assert reconstructor.is_model_loaded()  # Infer is possible at once
     assert (work / "model.zip").is_file()
     assert 1 in seen  # progress reached epoch 1 of 1
+    history = json.loads((work / "history.json").read_text())  # as `pinn-torch train` writes
+    assert [e["epoch"] for e in history["epochs"]] == [1] and "device" in history
 
     out = product.reconstruct_local(algorithm=PINN, block=True).get_product()
     obj_in, obj_out = product.get_product().object_, out.object_

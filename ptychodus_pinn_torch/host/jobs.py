@@ -5,7 +5,6 @@ A job is ``fn(payload: dict, channel: WorkerChannel) -> dict`` with a JSON paylo
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
 
     from ptychodus_pinn_torch.data import RawData
     from ptychodus_pinn_torch.engine.archive import save_archive
+    from ptychodus_pinn_torch.engine.reporting import write_history
     from ptychodus_pinn_torch.engine.training import train_model
     from ptychodus_pinn_torch.host.configs import build_train_options, build_training_config
 
@@ -53,7 +53,9 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
     )
     archive = save_archive(Path(payload["archive_file"]), result.bundle)
     history = [r.to_dict() for r in result.history]
-    (output_dir / "history.json").write_text(json.dumps(history, indent=1))
+    # the same history.json as `pinn-torch train` (atomic, non-finite values as null)
+    write_history(output_dir / "history.json", result.history, stopped=result.stopped,
+                  test_loss=result.test_loss, device=str(result.device))
     if result.stopped:
         logger.warning("training ended early: %s", result.stopped)
     logger.info("model saved to %s", archive)
