@@ -92,6 +92,19 @@ def test_gridsize_two_groups_every_point_and_stitches_at_group_centres(scan: Raw
     assert np.isfinite(rec.object).all()
 
 
+def test_neighbor_count_argument_decides_the_groups(scan: RawData) -> None:
+    """ptychodus' NumNearestNeighbors arrives as reconstruct(neighbor_count=...); without it the
+    bundle's training value (4 when there is none) groups the points."""
+    bundle = untrained_bundle(scan, gridsize=2)
+    default = reconstruct(bundle, scan, device="cpu")
+    four = reconstruct(bundle, scan, device="cpu", neighbor_count=4)
+    eight = reconstruct(bundle, scan, device="cpu", neighbor_count=8)
+    np.testing.assert_array_equal(default.centres, four.centres)
+    assert not np.allclose(eight.centres, four.centres)
+    with pytest.raises(ValueError, match="neighbor_count"):
+        reconstruct(bundle, scan, device="cpu", neighbor_count=0)
+
+
 def test_bad_arguments_are_value_errors(scan: RawData) -> None:
     bundle = untrained_bundle(scan)
     with pytest.raises(ValueError, match="batch_size"):

@@ -66,34 +66,6 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
     assert setting_name("model", "gridsize") == "[PINNTorchModel] GridSize"
 
 
-def test_inference_neighbour_count_reaches_the_bundle(tmp_path: Path) -> None:
-    """[PINNTorchInference] NumNearestNeighbors replaces the bundle's grouping neighbour count
-    for GridSize > 1; GridSize 1, an equal count or no training config keep the bundle."""
-    import torch
-
-    from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
-    from ptychodus_pinn_torch.engine.archive import ModelBundle
-    from ptychodus_pinn_torch.host.reconstructor import PINNTorchReconstructor
-
-    settings = PINNTorchSettings(SettingsRegistry())
-    reconstructor = PINNTorchReconstructor("PINN", "pinn", settings)
-    inference = {"neighbor_count": 7}
-    for gridsize, neighbours, replaced in ((2, 4, True), (2, 7, False), (1, 4, False)):
-        model_config = ModelConfig(N=64, gridsize=gridsize)
-        training = TrainingConfig(model=model_config, output_dir=tmp_path,
-                                  neighbor_count=neighbours)
-        bundle = ModelBundle(model=torch.nn.Identity(), model_config=model_config,
-                             training_config=training)
-        reconstructor._bundle = bundle
-        used = reconstructor._inference_bundle(inference)
-        assert (used is not bundle) == replaced, (gridsize, neighbours)
-        assert used.training_config.neighbor_count == (7 if replaced else neighbours)
-        assert bundle.training_config.neighbor_count == neighbours  # never mutated
-    reconstructor._bundle = ModelBundle(model=torch.nn.Identity(),
-                                        model_config=ModelConfig(N=64, gridsize=2))
-    assert reconstructor._inference_bundle(inference) is reconstructor._bundle
-
-
 def test_setting_hint_names_only_the_field_in_the_message() -> None:
     from ptychodus_pinn_torch.host.configs import _TRAINING_FIELDS, _with_setting_hint
 

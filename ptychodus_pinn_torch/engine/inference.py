@@ -115,6 +115,7 @@ def reconstruct(
     phase_sync: bool = True,
     refine_epochs: int = 0,
     refine_step: float = DEFAULT_STEP,
+    neighbor_count: int | None = None,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -130,6 +131,8 @@ def reconstruct(
     refine_epochs: after stitching, refine the object for this many passes over the measured
         patterns with the physics model alone (``engine.refine.refine_object``, ENG-014),
         using the data's probe; 0 (default) returns the network's object.
+    neighbor_count: nearest neighbours a group is drawn from (gridsize > 1); None takes the
+        bundle's training value (4 when it has none).
     refine_step: initial refinement step relative to the |P|²-weighted mean amplitude of the
         illuminated object (``refine_object``'s ``step``).
 
@@ -148,8 +151,11 @@ def reconstruct(
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     t0 = time.perf_counter()
     n, gridsize = int(bundle.N), int(bundle.gridsize)
-    training_config = getattr(bundle, "training_config", None)
-    k = int(getattr(training_config, "neighbor_count", 4) or 4)
+    k = neighbor_count
+    if k is None:
+        k = int(getattr(getattr(bundle, "training_config", None), "neighbor_count", 4) or 4)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"neighbor_count must be an integer >= 1, got {neighbor_count!r}")
     groups = group_for_inference(data, N=n, gridsize=gridsize, neighbor_count=k)
     dev = select_device(device)
     model = bundle.model.to(dev)

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -106,25 +105,14 @@ class PINNTorchReconstructor(TrainableReconstructor):
         )
         values = self._settings.spec_values()
         execution = values["execution"]
-        result = reconstruct(self._inference_bundle(values["inference"]), data,
+        result = reconstruct(self._bundle, data,
                              batch_size=int(execution["inference_batch_size"]),
                              device=str(execution["device"]),
-                             refine_epochs=int(execution["refine_epochs"]))
+                             refine_epochs=int(execution["refine_epochs"]),
+                             neighbor_count=int(values["inference"]["neighbor_count"]))
         obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
         product = conversion.output_product(parameters.product, obj, self._losses)
         yield ReconstructOutput(product=product, progress=self.get_progress_goal())
-
-    def _inference_bundle(self, inference: dict[str, Any]) -> Any:
-        """The loaded bundle, with ``[PINNTorchInference] NumNearestNeighbors`` as the
-        grouping neighbour count (the engine groups inference data with the bundle's
-        ``training_config.neighbor_count``; it matters for GridSize > 1 only)."""
-        bundle = self._bundle
-        config = bundle.training_config
-        k = int(inference["neighbor_count"])
-        if config is None or bundle.gridsize == 1 or config.neighbor_count == k:
-            return bundle
-        return dataclasses.replace(bundle, training_config=dataclasses.replace(
-            config, neighbor_count=k))
 
     # ---------------------------------------------------------------- model files
     def is_model_loaded(self) -> bool:
