@@ -70,7 +70,8 @@ def test_reconstruct_command_refines_and_keeps_the_network_object(
     out = tmp_path / "rec.npz"
     args = ["reconstruct", "--model", str(tmp_path / "wts.h5.zip"), "--data",
             str(tmp_path / "scan.npz"), "--out", str(out), "--device", "cpu"]
-    assert main([*args, "--refine-epochs", "2"]) == 0
+    assert main([*args, "--refine-epochs", "2", "--png", str(tmp_path / "rec.png")]) == 0
+    assert (tmp_path / "rec.png").is_file() and (tmp_path / "rec_network.png").is_file()
     assert "refined the object for 2 epoch(s)" in capsys.readouterr().out
     with np.load(out) as z:
         assert {"object", "network_object", "coverage"} <= set(z.files)

@@ -4,7 +4,8 @@ Writes OUT.npz with ``object`` ((H, W) complex64 on the data's ``objectGuess`` p
 ``coverage`` ((H, W) float32), plus ``canvas`` with ``--canvas`` (upstream reassemble_position,
 M = 20) and ``origin`` ([x0, y0] of pixel (0, 0)); ``--png`` adds a picture of amplitude and phase.
 ``--refine-epochs K`` refines the stitched object with the physics model (``engine.refine``) and
-also stores the network's own result as ``network_object``.
+also stores the network's own result as ``network_object`` (and, with ``--png X.png``, draws it
+as ``X_network.png``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="then refine the object for this many passes over the patterns with the physics "
         "model alone (not the network; 0 = off, 10 is typical); OUT.npz also keeps "
-        "network_object",
+        "network_object and --png X.png also writes X_network.png",
     )
 
 
@@ -78,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.png is not None:
         args.png.parent.mkdir(parents=True, exist_ok=True)
         plot_object(args.png, result.object, result.coverage, title=args.data.name)
+        if result.network_object is not None:
+            network_png = args.png.with_name(f"{args.png.stem}_network.png")
+            plot_object(network_png, result.network_object, result.coverage,
+                        title=f"{args.data.name} (network, before refinement)")
     covered = float(np.mean(result.coverage > 0))
     if result.refinement is not None:
         r = result.refinement
