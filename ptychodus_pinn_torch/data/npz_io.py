@@ -8,13 +8,13 @@ Reading opens the archive with ``allow_pickle=False`` and reports object (pickle
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from ptychodus_pinn_torch.data.atomic_file import atomic_write
 from ptychodus_pinn_torch.data.errors import DataError
 
 #: zip timestamp written for every member (the earliest a zip can hold), for reproducible bytes.
@@ -81,29 +81,17 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray], compress: bool
     Raises:
         DataError: an array has dtype object.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    # written next to the target and renamed over it: a reader never sees a half-written file
-    # and a failed write leaves an existing file as it was
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=method) as zf:
-            for key, value in arrays.items():
-                array = np.asarray(value)
-                if array.dtype == object:
-                    raise DataError(
-                        f"array {key!r} has dtype object; store numeric or string arrays"
-                    )
-                buffer = io.BytesIO()
-                if not array.flags.c_contiguous:  # (ascontiguousarray would turn 0-d into 1-d)
-                    array = array.copy(order="C")
-                np.lib.format.write_array(buffer, array, allow_pickle=False)
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_DATE_TIME)
-                info.compress_type = method
-                info.external_attr = 0o600 << 16
-                zf.writestr(info, buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", compression=method) as zf:
+        for key, value in arrays.items():
+            array = np.asarray(value)
+            if array.dtype == object:
+                raise DataError(f"array {key!r} has dtype object; store numeric or string arrays")
+            buffer = io.BytesIO()
+            if not array.flags.c_contiguous:  # (ascontiguousarray would turn 0-d into 1-d)
+                array = array.copy(order="C")
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_DATE_TIME)
+            info.compress_type = method
+            info.external_attr = 0o600 << 16
+            zf.writestr(info, buffer.getvalue())

@@ -28,9 +28,7 @@ import json
 import math
 import os
 import re
-import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -46,6 +44,7 @@ from ptychodus_pinn_torch import __version__
 from ptychodus_pinn_torch.config import spec
 from ptychodus_pinn_torch.config.legacy import dataclass_to_legacy_dict
 from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
+from ptychodus_pinn_torch.data.atomic_file import atomic_write
 from ptychodus_pinn_torch.model import build_model
 
 __all__ = [
@@ -508,60 +507,15 @@ def save_archive(path: str | os.PathLike[str], bundle: ModelBundle) -> Path:
                 f"{name} would be {len(data)} bytes, above the {MAX_MEMBER_BYTES[name]}-byte "
                 f"limit that loading enforces; shrink the model or its metadata."
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(MANIFEST_MEMBER, manifest_bytes)
-                zf.writestr(PROBE_MEMBER, probe_npy)
-                # Trained float weights barely compress: store them, it is faster.
-                zf.writestr(WEIGHTS_MEMBER, weights, compress_type=zipfile.ZIP_STORED)
-            fh.flush()
-            os.chmod(tmp_name, _file_mode(target))  # mkstemp makes 0600
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(target.parent)
+    with atomic_write(target) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(MANIFEST_MEMBER, manifest_bytes)
+            zf.writestr(PROBE_MEMBER, probe_npy)
+            # Trained float weights barely compress: store them, it is faster.
+            zf.writestr(WEIGHTS_MEMBER, weights, compress_type=zipfile.ZIP_STORED)
     bundle.legacy_params = dict(manifest["legacy_params"])
     bundle.probe = probe
     return target
-
-
-def _file_mode(target: Path) -> int:
-    """Permission bits for the new archive: those of the file it replaces, else 0o666 less the
-    process umask (read without changing it, so that other threads are not affected)."""
-    try:
-        return stat.S_IMODE(target.stat().st_mode)
-    except OSError:
-        pass
-    umask = 0o022
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                umask = int(line.split()[1], 8)
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o666 & ~umask
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: folders cannot be opened
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ the write leaves the previous checkpoint intact. It holds only tensors and plain
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ptychodus_pinn_torch.data.atomic_file import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "pinn-torch-checkpoint"
@@ -36,22 +37,12 @@ def save_checkpoint(directory: Path, state: Mapping[str, Any]) -> Path:
     ``state`` must contain only tensors and plain Python values. The format and version keys
     are added here.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_path(directory)
-    tmp = directory / f".{CHECKPOINT_NAME}.{os.getpid()}.tmp"
+    final = checkpoint_path(Path(directory))
     payload = dict(state)
     payload["format"] = CHECKPOINT_FORMAT
     payload["version"] = CHECKPOINT_VERSION
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(final) as fh:
+        torch.save(payload, fh)
     return final
 
 

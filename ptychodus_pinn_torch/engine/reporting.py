@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ptychodus_pinn_torch.data.atomic_file import atomic_write
 
 
 def _json_number(value: Any) -> Any:
@@ -52,9 +53,8 @@ def write_history(path: Path, history: Sequence[Any], **extra: Any) -> Path:
     ]
     payload = {"epochs": clean, **{k: _json_number(v) for k, v in extra.items()}}
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(payload, indent=2).encode("utf-8"))
     return path
 
 
