@@ -76,13 +76,16 @@ def run(args: argparse.Namespace) -> int:
     write_npz(args.out, arrays)  # atomic
     if result.note:
         print(f"pinn-torch reconstruct: {result.note}", file=sys.stderr)
+    written = [str(args.out)]
     if args.png is not None:
         args.png.parent.mkdir(parents=True, exist_ok=True)
         plot_object(args.png, result.object, result.coverage, title=args.data.name)
+        written.append(str(args.png))
         if result.network_object is not None:
             network_png = args.png.with_name(f"{args.png.stem}_network.png")
             plot_object(network_png, result.network_object, result.coverage,
                         title=f"{args.data.name} (network, before refinement)")
+            written.append(str(network_png))
     covered = float(np.mean(result.coverage > 0))
     if result.refinement is not None:
         r = result.refinement
@@ -93,6 +96,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"reconstructed {result.patches.shape[0]} group(s) in {result.seconds:.2f}s: object "
         f"{result.object.shape[0]}x{result.object.shape[1]} ({covered:.0%} covered); wrote "
-        f"{args.out}" + (f" and {args.png}" if args.png else "")
+        + ", ".join(written)
     )
     return 0
