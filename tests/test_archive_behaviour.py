@@ -1,4 +1,4 @@
-"""Behaviour of engine/archive.py beyond the numbered ARCH rules: variants of the model,
+"""Behaviour of engine/archive beyond the numbered ARCH rules: variants of the model,
 trainable flags, wrapped modules, history records, odd zips (forged flags, short members)."""
 
 from __future__ import annotations

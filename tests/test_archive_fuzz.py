@@ -1,4 +1,4 @@
-"""Fuzzing engine/archive.py: any corruption of a valid archive either loads back the very same
+"""Fuzzing engine/archive: any corruption of a valid archive either loads back the very same
 model or is refused with an ArchiveError (a ValueError) -- never another exception type."""
 
 from __future__ import annotations
