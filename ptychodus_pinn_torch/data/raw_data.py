@@ -18,30 +18,10 @@ from ptychodus_pinn_torch.data import validation as check
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.grouped import YCentring, build_grouped_dict
 from ptychodus_pinn_torch.data.grouping import group_indices
-from ptychodus_pinn_torch.data.npz_io import read_npz, write_npz
+from ptychodus_pinn_torch.data.npz_io import write_npz
+from ptychodus_pinn_torch.data.readers import AUTO, ScanArrays, read_scan_arrays
 
 logger = logging.getLogger(__name__)
-
-REQUIRED_KEYS: tuple[str, ...] = ("xcoords", "ycoords", "diff3d", "probeGuess")
-
-
-def _metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
-    text = value.item() if value.size == 1 and value.dtype.kind in "US" else None
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    if not isinstance(text, str):
-        raise DataError(
-            f"NPZ key '_metadata' must be a JSON string, got dtype {value.dtype} shape "
-            f"{value.shape}; store np.array(json.dumps({{...}}))"
-        )
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"NPZ key '_metadata' is not valid JSON ({exc}); rewrite it") from exc
-    if not isinstance(meta, dict):
-        raise DataError(f"NPZ key '_metadata' must be a JSON object, got {type(meta).__name__}")
-    return meta
-
 
 class RawData:
     """One ptychographic scan in the NPZ contract's units.
@@ -144,56 +124,43 @@ class RawData:
         )
 
     @staticmethod
-    def from_file(
-        path: str | Path, diffraction_kind: check.DiffractionKind = "auto"
+    def from_scan(
+        scan: ScanArrays, diffraction_kind: check.DiffractionKind | None = None
     ) -> RawData:
-        """Read a contract NPZ (or a ptychodus 1.7 training export) without unpickling.
+        """The one constructor every reader goes through (DATA-180).
 
-        Required keys ``xcoords, ycoords, diff3d, probeGuess``; optional ``xcoords_start,
-        ycoords_start, scan_index, objectGuess, Y, bad_pixels, _metadata``. A ptychodus export
-        (``bad_pixels`` present or a ``(modes, N, N)`` probe) is converted with a logged note:
-        intensity -> sqrt (negative inpainting residue clipped to 0), first probe mode, casts.
+        Args:
+            scan: a reader's :class:`~.readers.ScanArrays`.
+            diffraction_kind: overrides ``scan.diffraction_kind`` when given.
+        """
+        return RawData(
+            scan.xcoords, scan.ycoords, scan.xcoords_start, scan.ycoords_start, scan.diff3d,
+            scan.probeGuess, scan.scan_index, scan.objectGuess, scan.Y,
+            metadata=scan.metadata, bad_pixels=scan.bad_pixels,
+            diffraction_kind=diffraction_kind or scan.diffraction_kind,
+        )
+
+    @staticmethod
+    def from_file(
+        path: str | Path, diffraction_kind: check.DiffractionKind = "auto", *,
+        format: str = AUTO,  # noqa: A002
+    ) -> RawData:
+        """Read a scan through the reader registry (:mod:`.readers`) without unpickling.
+
+        ``format="auto"`` detects the format (the NPZ contract, ptychodus' training export,
+        ptychodus' ``diffraction.h5`` + ``product.h5``, ...; :func:`readers.reader_names`).
+        NPZ contract keys: required ``xcoords, ycoords, diff3d, probeGuess``; optional
+        ``xcoords_start, ycoords_start, scan_index, objectGuess, Y, bad_pixels, _metadata``.
+        A ptychodus export is converted with a logged note (DATA-005). ``diffraction_kind``
+        other than ``"auto"`` overrides the reader's convention.
 
         Raises:
             FileNotFoundError: no such file.
-            DataError: not an NPZ, pickled arrays, missing keys, or any contract violation.
+            DataError: an unknown format, pickled arrays, missing keys, or any contract
+                violation.
         """
-        arrays = read_npz(path)
-        missing = [key for key in REQUIRED_KEYS if key not in arrays]
-        if missing:
-            hint = ""
-            if "diff3d" in missing and "diffraction" in arrays:
-                hint = " (the file has 'diffraction': rename it to 'diff3d')"
-            raise DataError(
-                f"NPZ file {str(path)!r} is missing required key(s) {missing}{hint}; it has "
-                f"{sorted(arrays)}. Required: {list(REQUIRED_KEYS)}."
-            )
-        diff3d = arrays["diff3d"]
-        kind = diffraction_kind
-        is_export = "bad_pixels" in arrays or np.ndim(arrays["probeGuess"]) == 3
-        if is_export and diffraction_kind == "auto":
-            logger.warning(
-                "%s is in ptychodus' export layout (intensity diff3d %s, probe %s): converting "
-                "to amplitude sqrt(I), first probe mode, float32/complex64",
-                path, diff3d.dtype, arrays["probeGuess"].shape,
-            )
-            kind = "intensity"
-            n_neg = int(np.count_nonzero(diff3d < 0)) if diff3d.dtype.kind == "f" else 0
-            if n_neg:
-                logger.warning("%s: clipping %d negative intensities (inpainting) to 0", path,
-                               n_neg)
-                diff3d = np.clip(diff3d, 0, None)
-        metadata = _metadata_from_npz(arrays["_metadata"]) if "_metadata" in arrays else {}
-        Y = arrays.get("Y")
-        if Y is not None and (Y.ndim < 1 or Y.shape[0] != np.shape(diff3d)[0]):
-            logger.warning("%s: ignoring 'Y' of shape %s (first axis is not M)", path, Y.shape)
-            Y = None
-        return RawData(
-            arrays["xcoords"], arrays["ycoords"], arrays.get("xcoords_start"),
-            arrays.get("ycoords_start"), diff3d, arrays["probeGuess"], arrays.get("scan_index"),
-            arrays.get("objectGuess"), Y,
-            metadata=metadata, bad_pixels=arrays.get("bad_pixels"), diffraction_kind=kind,
-        )
+        scan = read_scan_arrays(path, format)
+        return RawData.from_scan(scan, None if diffraction_kind == "auto" else diffraction_kind)
 
     def to_file(self, path: str | Path) -> None:
         """Write the contract NPZ (compressed, reproducible bytes; optional keys only if set)."""

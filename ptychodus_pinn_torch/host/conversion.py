@@ -18,6 +18,8 @@ from ptychodus.api.object import Object
 from ptychodus.api.product import LossValue, Product
 from ptychodus.api.reconstruct import ReconstructInput
 
+from ptychodus_pinn_torch.data.ptychodus_files import ObjectGrid, scan_from_ptychodus
+
 __all__ = [
     "CONTRACT_KEYS",
     "losses_from_history",
@@ -32,30 +34,19 @@ CONTRACT_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start", "diff3d
                  "probeGuess", "objectGuess", "scan_index")
 
 
-def _fill_bad_pixels(intensity: np.ndarray, bad_pixels: np.ndarray) -> np.ndarray:
-    """Bad pixels filled by ptychodus' biharmonic inpainting.
-
-    intensity: (M, N, N) counts, any real dtype; bad_pixels: (N, N) bool.
-    Returns (M, N, N) float64 counts, negatives clipped to 0 (a sqrt must follow).
-    """
-    data = np.asarray(intensity, dtype=np.float64)
-    if bad_pixels.any():
-        from ptychodus.api.preprocess.diffraction import inpaint_bad_pixels
-
-        data = np.asarray(inpaint_bad_pixels(data, bad_pixels), dtype=np.float64)
-    return np.clip(data, 0.0, None)
-
-
 def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray]:
     """The PtychoPINN NPZ contract arrays of one ptychodus ``ReconstructInput``.
 
+    The conversion is the data layer's :func:`~ptychodus_pinn_torch.data.ptychodus_files.
+    scan_from_ptychodus`, the same one that reads ptychodus' ``diffraction.h5`` +
+    ``product.h5`` (DATA-181); this function only takes the arrays out of ptychodus' objects.
     Returns a dict with
       - ``diff3d`` (M, N, N) float32: amplitude ``sqrt(I)`` of the measured intensity ``I``
         (counts), bad pixels filled by biharmonic inpainting first, negative counts set to 0;
       - ``xcoords``/``ycoords`` (M,) float64: probe positions in object pixels (x = column,
-        y = row, origin at the object array corner), mapped with ptychodus' own
-        ``ObjectGeometry.map_probe_positions_to_object_{x,y}_px`` (the mapping its PtychoPINN
-        libraries use); ``xcoords_start``/``ycoords_start`` the same values;
+        y = row, origin at the object array corner), ``(x_m - centre) / pixel + (W - 1) / 2``
+        as ptychodus' ``ObjectGeometry.map_probe_positions_to_object_{x,y}_px``;
+        ``xcoords_start``/``ycoords_start`` the same values;
       - ``probeGuess`` (N, N) complex64: incoherent mode 0 of the probe without OPR modes;
       - ``objectGuess`` (H, W) complex64: layer 0 of the input object;
       - ``scan_index`` (M,) int64 zeros (one object).
@@ -63,47 +54,22 @@ def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray
     Raises ValueError naming the array and the fix for non-square patterns, a pattern/position
     count mismatch, a probe whose size differs from the patterns, or non-finite values.
     """
-    patterns = np.asarray(parameters.diffraction_patterns)
-    if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
-        raise ValueError(
-            f"diffraction patterns must be (M, N, N) square, got shape {patterns.shape}; "
-            "crop the detector to a square region in ptychodus' Diffraction view"
-        )
-    if not np.isfinite(patterns).all():
-        raise ValueError("diffraction patterns contain NaN or Inf values; mark those pixels "
-                         "as bad pixels or reload the data")
     product = parameters.product
     positions = product.probe_positions
-    if len(positions) != patterns.shape[0]:
-        raise ValueError(
-            f"{patterns.shape[0]} diffraction patterns but {len(positions)} probe positions; "
-            "every pattern needs one position (check the scan in the Positions view)"
-        )
-    bad = np.asarray(parameters.bad_pixels, dtype=bool)
-    if bad.shape != patterns.shape[1:]:
-        bad = np.zeros(patterns.shape[1:], dtype=bool)
-    amplitude = np.sqrt(_fill_bad_pixels(patterns, bad)).astype(np.float32)
-
-    probe = product.probes.get_probe_no_opr().get_incoherent_mode(0)
-    if probe.shape != patterns.shape[1:]:
-        raise ValueError(
-            f"probe is {probe.shape[0]}x{probe.shape[1]} pixels but the diffraction patterns are "
-            f"{patterns.shape[1]}x{patterns.shape[2]}; the probe must have the pattern size "
-            "(rebuild the probe in ptychodus' Probe view)"
-        )
     geometry = product.object_.get_geometry()
-    x = np.asarray(geometry.map_probe_positions_to_object_x_px(positions), dtype=np.float64)
-    y = np.asarray(geometry.map_probe_positions_to_object_y_px(positions), dtype=np.float64)
-    return {
-        "xcoords": x,
-        "ycoords": y,
-        "xcoords_start": x.copy(),
-        "ycoords_start": y.copy(),
-        "diff3d": amplitude,
-        "probeGuess": np.asarray(probe, dtype=np.complex64),
-        "objectGuess": np.asarray(product.object_.get_layer(0), dtype=np.complex64),
-        "scan_index": np.zeros(patterns.shape[0], dtype=np.int64),
-    }
+    grid = ObjectGrid(
+        center_x_m=geometry.center_x_m, center_y_m=geometry.center_y_m,
+        pixel_width_m=geometry.pixel_width_m, pixel_height_m=geometry.pixel_height_m,
+        height_px=geometry.height_px, width_px=geometry.width_px,
+    )
+    scan = scan_from_ptychodus(
+        np.asarray(parameters.diffraction_patterns), np.asarray(parameters.bad_pixels, bool),
+        positions.get_coordinates_x_m(), positions.get_coordinates_y_m(), grid,
+        product.probes.get_probe_no_opr().get_array(), product.object_.get_layer(0),
+        source="ptychodus",
+    )
+    arrays = {key: getattr(scan, key) for key in CONTRACT_KEYS}
+    return {key: value for key, value in arrays.items() if value is not None}
 
 
 def object_on_input_grid(array: np.ndarray, input_object: Object) -> Object:

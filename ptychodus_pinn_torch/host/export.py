@@ -14,7 +14,8 @@ from pathlib import Path
 from ptychodus.api.reconstruct import ReconstructInput
 
 from ptychodus_pinn_torch.data.npz_io import write_npz
-from ptychodus_pinn_torch.host.conversion import scan_arrays_from_input
+from ptychodus_pinn_torch.data.readers import read_scan_arrays
+from ptychodus_pinn_torch.host.conversion import CONTRACT_KEYS, scan_arrays_from_input
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,16 @@ def export_training_npz(file_path: Path, parameters: ReconstructInput) -> Path:
 
 def build_from_standard_layout(input_dir: Path, output_file: Path) -> Path:
     """Build ``output_file`` (the NPZ contract) from ``input_dir/diffraction.h5`` and
-    ``input_dir/product.h5`` (ptychodus' ``StandardFileLayout``), pairing patterns and
-    positions the way ptychodus does (``prepare_reconstruct_input``)."""
-    from ptychodus.api.io import StandardFileLayout, load_diffraction_data, load_product
-    from ptychodus.api.reconstruct import prepare_reconstruct_input
-
-    diffraction = load_diffraction_data(Path(input_dir) / StandardFileLayout.DIFFRACTION)
-    product = load_product(Path(input_dir) / StandardFileLayout.PRODUCT)
-    return export_training_npz(output_file, prepare_reconstruct_input(diffraction, product))
+    ``input_dir/product.h5`` (ptychodus' ``StandardFileLayout``) through the data layer's
+    ``ptychodus-h5`` reader, which pairs patterns and positions the way ptychodus'
+    ``prepare_reconstruct_input`` does and converts like :func:`export_training_npz`."""
+    scan = read_scan_arrays(Path(input_dir), "ptychodus-h5")
+    arrays = {key: getattr(scan, key) for key in CONTRACT_KEYS if getattr(scan, key) is not None}
+    output_file = Path(output_file)
+    write_npz(output_file, arrays, compress=False)
+    logger.info("built %s (%d patterns of %dx%d pixels) from %s", output_file,
+                *arrays["diff3d"].shape, input_dir)
+    return output_file
 
 
 def training_inputs(input_path: Path, output_path: Path) -> tuple[Path, Path | None]:
