@@ -822,3 +822,46 @@ def test_save_refusals(tmp_path: Path, change: str, words: list[str]) -> None:
     for word in words:
         assert word in message, (word, message)
     assert list(tmp_path.iterdir()) == []  # nothing written, not even a folder or temp file
+
+
+# --------------------------------------------------------------------------------------------
+# ARCH-120/121: declared sizes before building, finite weights
+
+
+@pytest.mark.spec("ARCH-120")
+@pytest.mark.parametrize(("n", "nfs", "words"), [
+    (256, 64, ["n_filters_scale=64", "MiB", "limit"]),
+    (256, 100000, ["n_filters_scale=100000", "MiB", "limit"]),
+    (128, 1, ["probe.npy", "(128, 128)"]),
+])
+def test_declared_sizes_before_building(
+    good: tuple[Path, ModelBundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    n: int, nfs: int, words: list[str],
+) -> None:
+    def edit(m: dict[str, Any]) -> None:
+        m["N"] = m["model_config"]["N"] = n
+        m["model_config"]["n_filters_scale"] = nfs
+        m["probe"]["shape"] = [n, n]
+        m["training_config"]["model"] = m["model_config"]
+
+    path = write_zip(tmp_path / ARCHIVE_NAME, resign(with_manifest(read_members(good[0]), edit)))
+    built: list[str] = []
+    real_build = archive.load.build_model
+    monkeypatch.setattr(archive.load, "build_model",
+                        lambda *a, **k: built.append("real") or real_build(*a, **k))
+    refused(path, *words)
+    assert built == []  # refused before the real model was built
+
+
+@pytest.mark.spec("ARCH-121")
+def test_non_finite_weights_refused(good: tuple[Path, ModelBundle], tmp_path: Path) -> None:
+    bundle = load_archive(good[0])
+    with torch.no_grad():
+        bundle.model.log_scale.fill_(float("nan"))
+        bundle.intensity_scale = 1.0
+    members = read_members(save_archive(tmp_path / "ok.zip", load_archive(good[0])))
+    buffer = io.BytesIO()
+    torch.save({k: v.clone() for k, v in bundle.model.state_dict().items()}, buffer)
+    members[WEIGHTS] = buffer.getvalue()
+    path = write_zip(tmp_path / ARCHIVE_NAME, resign(members))
+    refused(path, "NaN or Inf", "log_scale (1 of 1)")

@@ -33,6 +33,11 @@ from ptychodus_pinn_torch.engine.archive.safezip import (
     check_members,
     read_member,
 )
+from ptychodus_pinn_torch.engine.archive.sizes import (
+    check_declared_sizes,
+    check_finite_weights,
+    meta_model,
+)
 from ptychodus_pinn_torch.model import build_model
 
 
@@ -240,7 +245,9 @@ def load_archive(
             pickled ``ptycho_torch`` archive.
         ArchiveError: not a zip; hostile names, member count, sizes or compression ratios;
             missing or invalid manifest; wrong backend or format version; sha256 mismatch;
-            weights that ``torch.load(weights_only=True)`` refuses; weights that do not fit.
+            weights that ``torch.load(weights_only=True)`` refuses; weights that do not fit;
+            a manifest describing a model larger than its weights member or the size limit
+            (checked before the model is built); weights holding NaN or Inf.
     """
     try:
         device = torch.device(device)
@@ -263,10 +270,16 @@ def load_archive(
                 f"{where}: manifest.json training_config.model differs from model_config; the "
                 f"archive is inconsistent."
             )
+        # sizes next (ARCH-120): the model the manifest describes is built without storage and
+        # compared with what the members declare, before any member is read or model built
+        trainable = manifest.get("trainable", {})
+        skeleton = meta_model(model_config, trainable, where)
+        check_declared_sizes(manifest, archive.members, model_config, skeleton, where)
         n = int(manifest["model_config"]["N"])
         probe = _load_probe(archive.read_checked("probe"), n, where)
         state = _load_state_dict(archive.read_checked("weights"), torch.device("cpu"), where)
-    trainable = manifest.get("trainable", {})
+    check_state_dict(skeleton, state, where)
+    check_finite_weights(state, where)
     try:
         model = build_model(
             model_config,
