@@ -4,7 +4,8 @@ Simulates a scan (``data.simulate.simulate_scan``) with a seed the engine was no
 trains a PINN on it for a CPU-affordable number of epochs, reconstructs the object on the scan's
 own grid, removes the global phase offset and a linear phase ramp (and the global amplitude
 scale, which the trainable intensity scale leaves free), and prints amplitude and phase SSIM
-against the true object over the scanned region (``skimage.metrics.structural_similarity``).
+against the true object over the scanned region (``ptychodus_pinn_torch.eval``, whose SSIM equals
+``skimage.metrics.structural_similarity``'s).
 With ``--refine-epochs K`` it also reports the object after K epochs of physics refinement
 (``engine.refine``, not the network) started from the network's object.
 
@@ -22,58 +23,27 @@ import time
 
 import numpy as np
 
+from ptychodus_pinn_torch.eval import evaluate, scanned_box
 
-def align_phase(rec: np.ndarray, true: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``rec`` times ``exp(-i(a + b·x + c·y))`` with a, b, c the weighted least-squares fit of
-    the phase of ``rec·conj(true)`` (offset first, then ramp, iterated). All (H, W); returns
-    the aligned complex array."""
-    h, w = rec.shape
-    yy, xx = np.mgrid[:h, :w].astype(np.float64)
-    xx -= xx.mean()
-    yy -= yy.mean()
-    sw = np.sqrt(weight.ravel().astype(np.float64))
-    design = np.stack([np.ones(h * w), xx.ravel(), yy.ravel()], axis=1)
-    weighted_design = design * sw[:, None]
-    out = rec.astype(np.complex128)
-    for _ in range(4):
-        d = out * np.conj(true)
-        out = out * np.exp(-1j * np.angle(np.sum(weight * d)))
-        resid = np.angle(out * np.conj(true)).ravel()
-        coef, *_ = np.linalg.lstsq(weighted_design, resid * sw, rcond=None)
-        out = out * np.exp(-1j * (design @ coef).reshape(h, w))
-    return out
-
-
-def scanned_box(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Rows and columns between the outermost scan positions (the fully overlapped region)."""
-    r0, r1 = int(np.ceil(y.min())), int(np.floor(y.max())) + 1
-    c0, c1 = int(np.ceil(x.min())), int(np.floor(x.max())) + 1
-    return slice(max(r0, 0), min(r1, shape[0])), slice(max(c0, 0), min(c1, shape[1]))
+__all__ = ["quality_metrics", "scanned_box"]
 
 
 def quality_metrics(
     obj: np.ndarray, true: np.ndarray, box: tuple[slice, slice]
 ) -> dict[str, float]:
-    """Amplitude/phase SSIM (and amplitude/phase RMSE) in ``box`` after alignment."""
-    from skimage.metrics import structural_similarity
-
-    rec = obj[box]
-    tru = true[box].astype(np.complex128)
-    amp_t = np.abs(tru)
-    aligned = align_phase(rec, tru, amp_t)
-    amp_r = np.abs(aligned)
-    gain = float(np.sum(amp_r * amp_t) / max(np.sum(amp_r * amp_r), 1e-30))
-    amp_r = amp_r * gain
-    ph_t = np.angle(tru)
-    ph_r = np.angle(aligned)
-    amp_range = float(amp_t.max() - amp_t.min()) or 1.0
-    ph_range = float(ph_t.max() - ph_t.min()) or 1.0
+    """Amplitude/phase SSIM, RMSE and PSNR, the amplitude gain and the 1/2-bit FRC resolution
+    (pixels) in ``box`` after removing the global phase, the phase ramp and the amplitude scale
+    (``ptychodus_pinn_torch.eval.evaluate``; no shift registration: the grids are the same)."""
+    e = evaluate(obj, true, box=box, register=False)
     return {
-        "amp_ssim": float(structural_similarity(amp_t, amp_r, data_range=amp_range)),
-        "phase_ssim": float(structural_similarity(ph_t, ph_r, data_range=ph_range)),
-        "amp_rmse": float(np.sqrt(np.mean((amp_r - amp_t) ** 2))),
-        "phase_rmse": float(np.sqrt(np.mean((ph_r - ph_t) ** 2))),
-        "amp_gain": gain,
+        "amp_ssim": e.amplitude_ssim,
+        "phase_ssim": e.phase_ssim,
+        "amp_rmse": e.amplitude_rmse,
+        "phase_rmse": e.phase_rmse_rad,
+        "amp_gain": e.alignment.amplitude_gain,
+        "amp_psnr": e.amplitude_psnr_db,
+        "phase_psnr": e.phase_psnr_db,
+        "frc_half_bit_px": e.resolution["half_bit"].pixels,
     }
 
 

@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ptychodus_pinn_torch.cli.reconstruct",
         "reconstruct an object from NPZ data with a trained model",
     ),
+    "evaluate": (
+        "ptychodus_pinn_torch.cli.evaluate",
+        "compare a reconstruction with a reference: SSIM, PSNR, RMSE, FRC resolution",
+    ),
     "translate": (
         "ptychodus_pinn_torch.cli.translate",
         "translate TensorFlow-style PtychoPINN configs to the PyTorch dataclasses and back",
