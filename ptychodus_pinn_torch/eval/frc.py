@@ -74,8 +74,8 @@ class Resolution:
         frequency: crossing frequency in cycles/pixel (Nyquist = 0.5).
         pixels: resolution as the period ``1/frequency`` in pixels (>= 2).
         metres: ``pixels * pixel_size_m`` when the pixel size is known, else None.
-        crossed: False when the FRC stays above the threshold up to Nyquist (the resolution is
-            then the Nyquist bound, 2 pixels, an upper bound on the true value).
+        crossed: False when the FRC stays above the threshold up to the last ring (the
+            resolution is then that ring's period, 2 pixels for an even side: a bound).
     """
 
     frequency: float
