@@ -37,10 +37,17 @@ LOSS_MODE_TO_LOSS_FUNCTION: Mapping[str, str] = {"poisson": "Poisson", "mae": "M
 PT_DEFAULT_NPHOTONS = 1e5
 TF_DEFAULT_NPHOTONS = 1e9
 
+#: generator-registry fields with the same name and meaning in both ModelConfigs (MODEL-222).
+GENERATOR_FIELDS: tuple[str, ...] = (
+    "architecture", "fno_modes", "fno_width", "fno_blocks", "fno_cnn_blocks",
+    "cnn_output_mode", "generator_output_mode", "cbam_encoder", "cbam_bottleneck",
+    "cbam_decoder", "eca_encoder", "eca_decoder",
+)
 #: spec fields the PyTorch dataclasses carry (spec -> PyTorch -> spec is the identity on them).
 MODEL_CARRIED: tuple[str, ...] = (
     "N", "gridsize", "n_filters_scale", "model_type", "amp_activation", "object_big",
     "probe_big", "probe_mask", "pad_object", "probe_scale", "gaussian_smoothing_sigma",
+    *GENERATOR_FIELDS,
 )
 TRAINING_CARRIED: tuple[str, ...] = (
     "model", "train_data_file", "test_data_file", "batch_size", "nepochs", "nphotons",
@@ -127,6 +134,7 @@ def to_model_config(data: pt.DataConfig, model: pt.ModelConfig,
         pad_object=model.pad_object,
         probe_scale=data.probe_scale,
         gaussian_smoothing_sigma=model.gaussian_smoothing_sigma,
+        **{name: getattr(model, name) for name in GENERATOR_FIELDS},
     )
     return spec.ModelConfig(**_apply_overrides(kwargs, overrides, spec.ModelConfig))
 
@@ -321,6 +329,7 @@ def from_spec(model: spec.ModelConfig, training: spec.TrainingConfig | None = No
         loss_function=LOSS_MODE_TO_LOSS_FUNCTION[loss_mode],
         pad_object=model.pad_object,
         gaussian_smoothing_sigma=model.gaussian_smoothing_sigma,
+        **{name: getattr(model, name) for name in GENERATOR_FIELDS},
     )
     if training is not None:
         pt_training = pt.TrainingConfig(

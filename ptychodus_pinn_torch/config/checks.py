@@ -14,6 +14,10 @@ from typing import Any
 #: accepted ``TrainingConfig.torch_loss_mode`` values (spec and PyTorch configs alike).
 TORCH_LOSS_MODES: tuple[str, ...] = ("poisson", "mae")
 
+#: generator names (``model.generators.REGISTRY`` builds them; upstream HEAD also has 'ffno',
+#: 'fno_vanilla', 'neuralop_uno') and their output modes, for the spec and PyTorch ModelConfigs.
+ARCHITECTURES: tuple[str, ...] = ("cnn", "unet", "fno")
+OUTPUT_MODES: tuple[str, ...] = ("amp_phase", "real_imag")
 
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> None:
     """Raise ValueError unless ``value`` is one of ``choices``."""

@@ -23,6 +23,8 @@ from ptychodus_pinn_torch.config.checks import (
     TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
 )
 from ptychodus_pinn_torch.config.checks import (
+    ARCHITECTURES,
+    OUTPUT_MODES,
     as_optional_path,
     check_bool,
     check_choice,
@@ -155,9 +157,22 @@ class ModelConfig:
     # Nov-2025 additions
     pad_object: bool = True
     gaussian_smoothing_sigma: float = 0.0
+    # HEAD generator-registry fields (specs/MODEL.md MODEL-222)
+    architecture: str = "cnn"
+    fno_modes: int = 12
+    fno_width: int = 32
+    fno_blocks: int = 4
+    fno_cnn_blocks: int = 2
+    cnn_output_mode: str = "amp_phase"
+    generator_output_mode: str = "real_imag"
 
     def __post_init__(self) -> None:
         o = "ModelConfig"
+        check_choice(o, "architecture", self.architecture, ARCHITECTURES)
+        for name in ("cnn_output_mode", "generator_output_mode"):
+            check_choice(o, name, getattr(self, name), OUTPUT_MODES)
+        for name in ("fno_modes", "fno_width", "fno_blocks", "fno_cnn_blocks"):
+            check_int(o, name, getattr(self, name), minimum=1)
         if self.mode not in MODES:
             raise invalid_mode_error(self.mode)
         if self.amp_activation not in PT_AMP_ACTIVATIONS:

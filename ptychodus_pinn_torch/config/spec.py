@@ -21,6 +21,12 @@ from ptychodus_pinn_torch.config.checks import (
     TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
 )
 from ptychodus_pinn_torch.config.checks import (
+    ARCHITECTURES as ARCHITECTURES,  # re-exported: the accepted ModelConfig.architecture values
+)
+from ptychodus_pinn_torch.config.checks import (
+    OUTPUT_MODES as OUTPUT_MODES,  # re-exported: the accepted *_output_mode values
+)
+from ptychodus_pinn_torch.config.checks import (
     as_optional_path,
     check_bool,
     check_choice,
@@ -33,9 +39,9 @@ from ptychodus_pinn_torch.config.checks import (
 N_VALUES: tuple[int, ...] = (64, 128, 256)
 MODEL_TYPES: tuple[str, ...] = ("pinn", "supervised")
 AMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "swish", "softplus", "relu")
-#: upstream HEAD accepts 'cnn', 'ffno', 'fno', 'fno_vanilla', 'neuralop_uno'; only 'cnn' here.
-ARCHITECTURES: tuple[str, ...] = ("cnn",)
-UPSTREAM_ONLY_ARCHITECTURES: tuple[str, ...] = ("ffno", "fno", "fno_vanilla", "neuralop_uno")
+#: upstream HEAD accepts 'cnn', 'ffno', 'fno', 'fno_vanilla', 'neuralop_uno'; ARCHITECTURES here
+#: is 'cnn', 'fno' and our 'unet' (``model.generators.REGISTRY``, specs/MODEL.md MODEL-220).
+UPSTREAM_ONLY_ARCHITECTURES: tuple[str, ...] = ("ffno", "fno_vanilla", "neuralop_uno")
 BACKENDS: tuple[str, ...] = ("tensorflow", "pytorch")
 GRADIENT_CLIP_ALGORITHMS: tuple[str, ...] = ("norm", "value", "agc")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
@@ -66,10 +72,22 @@ class ModelConfig:
     pad_object: bool = True
     probe_scale: float = 4.0
     gaussian_smoothing_sigma: float = 0.0
-    # HEAD additions (not FNO-only)
+    # HEAD additions
     architecture: str = "cnn"
     probe_mask_sigma: float = 1.0
     probe_mask_diameter: float | None = None
+    fno_modes: int = 12
+    fno_width: int = 32
+    fno_blocks: int = 4
+    fno_cnn_blocks: int = 2
+    generator_output_mode: str = "real_imag"
+    # PyTorch ModelConfig fields carried here so the engine sees them (specs/MODEL.md MODEL-222)
+    cnn_output_mode: str = "amp_phase"
+    cbam_encoder: bool = False
+    cbam_bottleneck: bool = False
+    cbam_decoder: bool = False
+    eca_encoder: bool = False
+    eca_decoder: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,6 +229,13 @@ def validate_model_config(config: ModelConfig) -> None:
     for name in ("object_big", "probe_big", "probe_mask", "pad_object"):
         check_bool(owner, name, getattr(config, name))
     check_number(owner, "probe_mask_sigma", config.probe_mask_sigma, non_negative=True)
+    for name in ("fno_modes", "fno_width", "fno_blocks", "fno_cnn_blocks"):
+        check_int(owner, name, getattr(config, name), minimum=1)
+    for name in ("generator_output_mode", "cnn_output_mode"):
+        check_choice(owner, name, getattr(config, name), OUTPUT_MODES)
+    for name in ("cbam_encoder", "cbam_bottleneck", "cbam_decoder", "eca_encoder",
+                 "eca_decoder"):
+        check_bool(owner, name, getattr(config, name))
     check_number(owner, "probe_mask_diameter", config.probe_mask_diameter, positive=True,
                  optional=True)
 

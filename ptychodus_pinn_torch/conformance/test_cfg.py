@@ -63,7 +63,7 @@ def test_spec_model_defaults() -> None:
         "amp_activation": "sigmoid", "object_big": True, "probe_big": True,
         "probe_mask": False, "pad_object": True, "probe_scale": 4.0,
         "gaussian_smoothing_sigma": 0.0, "architecture": "cnn", "probe_mask_sigma": 1.0,
-        "probe_mask_diameter": None,
+        "probe_mask_diameter": None, **GENERATOR_DEFAULTS,
     }
     assert spec.field_names(spec.ModelConfig)[:3] == ("N", "gridsize", "n_filters_scale")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -125,7 +125,9 @@ def test_n_images_deprecation() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("gridsize", 0), ("n_filters_scale", 0), ("probe_scale", 0.0), ("probe_scale", -1.0),
-     ("gaussian_smoothing_sigma", -0.1), ("architecture", "fno"), ("architecture", "xyz"),
+     ("gaussian_smoothing_sigma", -0.1), ("architecture", "ffno"), ("architecture", "xyz"),
+     ("fno_modes", 0), ("cnn_output_mode", "polar"), ("generator_output_mode", "x"),
+     ("cbam_encoder", 1),
      ("N", 100), ("model_type", "gan"), ("amp_activation", "tanh"), ("object_big", 1),
      ("probe_mask_diameter", 0.0)],
 )
@@ -224,7 +226,9 @@ def test_pytorch_dataclass_defaults() -> None:
         "decoder_spatial_kernel": 7, "object_big": False, "probe_big": True, "offset": 6,
         "C_forward": 4, "loss_function": "Poisson", "amp_loss": None, "phase_loss": None,
         "amp_loss_coeff": 1.0, "phase_loss_coeff": 1.0, "pad_object": True,
-        "gaussian_smoothing_sigma": 0.0,
+        "gaussian_smoothing_sigma": 0.0, "architecture": "cnn", "fno_modes": 12,
+        "fno_width": 32, "fno_blocks": 4, "fno_cnn_blocks": 2,
+        "cnn_output_mode": "amp_phase", "generator_output_mode": "real_imag",
     }
     t = _defaults(pt.TrainingConfig)
     assert t == {
@@ -478,6 +482,14 @@ POST_BASELINE = {
     "lr_warmup_epochs": 0, "lr_min_ratio": 0.1, "plateau_factor": 0.5, "plateau_patience": 2,
     "plateau_min_lr": 5e-5, "plateau_threshold": 0.0,
 }
+#: spec ModelConfig fields of the generator registry (specs/MODEL.md MODEL-222), in the legacy
+#: dict under their own names.
+GENERATOR_DEFAULTS = {
+    "fno_modes": 12, "fno_width": 32, "fno_blocks": 4, "fno_cnn_blocks": 2,
+    "generator_output_mode": "real_imag", "cnn_output_mode": "amp_phase",
+    "cbam_encoder": False, "cbam_bottleneck": False, "cbam_decoder": False,
+    "eca_encoder": False, "eca_decoder": False,
+}
 
 
 @spec_rule("CFG-024")
@@ -506,7 +518,7 @@ def test_params_baseline() -> None:
     legacy.update_legacy_dict(cfg, si)
     assert len(BASELINE_31) == 31
     assert {k: cfg[k] for k in BASELINE_31} == BASELINE_31
-    assert cfg == BASELINE_31 | POST_BASELINE and len(cfg) == 50
+    assert cfg == BASELINE_31 | POST_BASELINE | GENERATOR_DEFAULTS and len(cfg) == 61
 
 
 @spec_rule("CFG-025")

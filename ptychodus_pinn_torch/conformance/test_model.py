@@ -23,7 +23,7 @@ from ptychodus_pinn_torch.model import (
     padded_size,
     widths_for,
 )
-from ptychodus_pinn_torch.model.generator import DecoderLast
+from ptychodus_pinn_torch.model.generators.cnn import DecoderLast
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -3,7 +3,9 @@
 Forward chain (upstream TF autoencoder, reference §5.1, in channels-first layout):
 
 1. ``x / exp(log_scale)`` (upstream ``IntensityScaler``);
-2. generator -> amplitude ``A`` and phase ``phi`` ``(B, nf, N, N)``; object ``O = A exp(i phi)``;
+2. generator (``ModelConfig.architecture``, ``model/generators``) -> two real heads
+   ``(B, nf, N, N)``: amplitude ``A`` and phase ``phi`` (object ``O = A exp(i phi)``) or real
+   and imaginary part (``real_imag`` output mode);
 3. ``object_big``: merge the nf = C patches onto a ``(B, P, P)`` canvas with ``-positions``;
    otherwise zero-pad the single patch to ``P``;
 4. centre ``N x N`` of the canvas -> ``obj`` (upstream ``trimmed_obj``);
@@ -25,8 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ptychodus_pinn_torch.model.generator import (
-    Generator,
+from ptychodus_pinn_torch.model.generators import (
+    build_generator,
+    generator_settings,
+    heads_to_complex,
+)
+from ptychodus_pinn_torch.model.generators.cnn import (
     check_activation,
     check_filters_scale,
     check_n,
@@ -57,6 +63,12 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "pad_object",
     "probe_scale",
     "gaussian_smoothing_sigma",
+)
+#: Fields read when present (the generator registry; absent = upstream default).
+GENERATOR_FIELDS: tuple[str, ...] = (
+    "architecture", "cnn_output_mode", "generator_output_mode", "fno_modes", "fno_width",
+    "fno_blocks", "fno_cnn_blocks", "cbam_encoder", "cbam_bottleneck", "cbam_decoder",
+    "eca_encoder", "eca_decoder",
 )
 
 
@@ -135,7 +147,7 @@ class PtychoPINN(nn.Module):
     Attributes:
         config: the spec ModelConfig it was built from.
         N: patch side; C: channels per group (``gridsize**2``); padded_size: canvas side P.
-        generator: the encoder and the two decoders.
+        generator: the network of ``config.architecture`` (``cnn``: encoder and two decoders).
         probe_ri: ``(N, N, 2)`` float32 parameter holding the normalized probe as
             ``[real, imag]`` (trainable iff ``probe_trainable``); ``probe`` is its complex view.
         log_scale: scalar float32 parameter, ``log(intensity_scale)``, trainable iff
@@ -174,15 +186,18 @@ class PtychoPINN(nn.Module):
         self.object_big = object_big
         self.smoothing_sigma = sigma
         self.use_probe_mask = use_probe_mask
-        self.generator = Generator(
-            n,
-            self.C,
-            self.C if object_big else 1,
-            n_filters_scale,
-            amp_activation,
+        settings = generator_settings(
+            config,
+            n=n,
+            channels=self.C,
+            out_channels=self.C if object_big else 1,
+            n_filters_scale=n_filters_scale,
+            amp_activation=amp_activation,
             pad_object=pad_object,
             probe_big=probe_big,
         )
+        self.architecture = str(getattr(config, "architecture", "cnn"))
+        self.generator = build_generator(self.architecture, settings)
         probe_t = _probe_tensor(probe, n)
         if not probe_normalized:
             probe_t = normalize_probe(probe_t, probe_scale)
@@ -235,11 +250,9 @@ class PtychoPINN(nn.Module):
 
     def _canvas(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Network object on the padded canvas: ``(B, P, P)`` complex64."""
-        amp, phase = self.generator(x / torch.exp(self.log_scale).to(x.dtype))
+        first, second = self.generator(x / torch.exp(self.log_scale).to(x.dtype))
+        patches = heads_to_complex(first, second, self.generator.output_mode)  # (B, nf, N, N)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            amp = amp.float().contiguous()
-            phase = phase.float().contiguous()
-            patches = torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))
             if self.object_big:
                 return merge_patches(patches, positions, self.padded_size)
             return pad_to_canvas(patches[:, 0], self.padded_size)

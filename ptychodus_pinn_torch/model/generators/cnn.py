@@ -1,4 +1,4 @@
-"""The PtychoPINN generator: one convolutional encoder and two decoders (amplitude, phase).
+"""``cnn``: the TensorFlow PtychoPINN generator, one convolutional encoder and two decoders.
 
 Layout is channels-first (torch): input ``(B, C, N, N)`` float32 with ``C = gridsize**2``;
 each head emits ``(B, nf, N, N)`` float32 with ``nf = C`` when ``object_big`` else 1.
@@ -17,17 +17,28 @@ N     encoder filters         decoder filters (a head)  decoder-last branch
 Keras "same" 3x3 convolutions are ``padding=1``; Keras 'same' 2x2 max pooling on even sizes is
 ``MaxPool2d(2)``; ``UpSampling2D`` is nearest ``Upsample(scale_factor=2)``. Weights use the
 Keras default initialisation: Glorot-uniform kernels and zero biases.
+
+With every attention switch off and ``output_mode="amp_phase"`` this is upstream's TF network
+exactly (its initial weights give its outputs, specs/ARCH.md). The switches (``attention.py``)
+append CBAM/ECA modules inside the blocks; ``real_imag`` swaps the two head activations.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ptychodus_pinn_torch.model.generators.attention import AttentionSwitches, attention_layers
+from ptychodus_pinn_torch.model.generators.base import (
+    GeneratorSettings,
+    PatchGenerator,
+    ShiftedTanh,
+)
 from ptychodus_pinn_torch.physics import centre_mask
 
 SUPPORTED_N: tuple[int, ...] = (64, 128, 256)
@@ -120,27 +131,31 @@ def _conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
 
 
 class ConvPoolBlock(nn.Sequential):
-    """Conv3x3(relu) -> Conv3x3(relu) -> MaxPool 2x2: ``(B, in, H, W) -> (B, out, H/2, W/2)``."""
+    """Conv3x3(relu) -> Conv3x3(relu) -> [attention] -> MaxPool 2x2:
+    ``(B, in, H, W) -> (B, out, H/2, W/2)``. The last module is always the pool."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, attention: Sequence[nn.Module] = ()) -> None:
         super().__init__(
             _conv3x3(in_ch, out_ch),
             nn.ReLU(),
             _conv3x3(out_ch, out_ch),
             nn.ReLU(),
+            *attention,
             nn.MaxPool2d(2),
         )
 
 
 class ConvUpBlock(nn.Sequential):
-    """Conv3x3(relu) -> Conv3x3(relu) -> nearest 2x up: ``(B, in, H, W) -> (B, out, 2H, 2W)``."""
+    """Conv3x3(relu) -> Conv3x3(relu) -> [attention] -> nearest 2x up:
+    ``(B, in, H, W) -> (B, out, 2H, 2W)``. The last module is always the upsampling."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, attention: Sequence[nn.Module] = ()) -> None:
         super().__init__(
             _conv3x3(in_ch, out_ch),
             nn.ReLU(),
             _conv3x3(out_ch, out_ch),
             nn.ReLU(),
+            *attention,
             nn.Upsample(scale_factor=2, mode="nearest"),
         )
 
@@ -220,7 +235,10 @@ class DecoderLast(nn.Module):
 
 class Decoder(nn.Module):
     """One head: ``blocks`` (up-blocks from the 8x8 bottleneck to N/2), then ``last``
-    (``DecoderLast``) to N x N: ``(B, in_ch, 8, 8) -> (B, nf, N, N)``."""
+    (``DecoderLast``) to N x N: ``(B, in_ch, 8, 8) -> (B, nf, N, N)``.
+
+    ``cbam`` / ``eca`` insert attention in every up-block of ``blocks`` (not in ``last``).
+    """
 
     def __init__(
         self,
@@ -232,12 +250,14 @@ class Decoder(nn.Module):
         *,
         pad_object: bool,
         probe_big: bool,
+        cbam: bool = False,
+        eca: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         ch = in_ch
         for f in widths.decoder:
-            layers.append(ConvUpBlock(ch, f))
+            layers.append(ConvUpBlock(ch, f, attention_layers(f, cbam=cbam, eca=eca)))
             ch = f
         self.blocks = nn.Sequential(*layers)
         self.last = DecoderLast(
@@ -249,12 +269,21 @@ class Decoder(nn.Module):
         return self.last(self.blocks(z))
 
 
-class Generator(nn.Module):
-    """Encoder and the amplitude and phase decoders.
+def head_activations(output_mode: str, amp_activation: str) -> tuple[nn.Module, nn.Module]:
+    """Activations of the two heads: (amplitude, pi*tanh phase) for ``amp_phase``; upstream's
+    bounded (tanh + 0.2, 1.2*tanh) for ``real_imag`` (``amp_activation`` unused there)."""
+    if output_mode == "real_imag":
+        return ShiftedTanh(1.0, 0.2), ShiftedTanh(1.2, 0.0)
+    return make_activation(amp_activation), PiTanh()
 
-    ``forward(x (B, C, N, N) float) -> (amp (B, nf, N, N), phase (B, nf, N, N))`` in the dtype the
-    convolutions run in (float32, or bfloat16 under autocast). The caller combines them as
-    ``amp * exp(i * phase)``.
+
+class Generator(PatchGenerator):
+    """``cnn``: encoder and the amplitude and phase decoders (no skip connections).
+
+    ``forward(x (B, C, N, N) float) -> (first (B, nf, N, N), second (B, nf, N, N))`` in the
+    dtype the convolutions run in (float32, or bfloat16 under autocast): amplitude and phase,
+    or real and imaginary part (``output_mode``). Module names (``encoder``, ``amp_decoder``,
+    ``phase_decoder``) and the weight order are upstream's, whatever the output mode.
     """
 
     def __init__(
@@ -267,25 +296,44 @@ class Generator(nn.Module):
         *,
         pad_object: bool,
         probe_big: bool,
+        attention: AttentionSwitches | None = None,
+        output_mode: str = "amp_phase",
     ) -> None:
         super().__init__()
+        att = attention or AttentionSwitches()
         widths = widths_for(n, n_filters_scale)
         self.widths = widths
+        self.output_mode = output_mode
         blocks: list[nn.Module] = []
         ch = channels
         for f in widths.encoder:
-            blocks.append(ConvPoolBlock(ch, f))
+            extra = attention_layers(f, cbam=att.cbam_encoder, eca=att.eca_encoder)
+            blocks.append(ConvPoolBlock(ch, f, extra))
             ch = f
         self.encoder = nn.Sequential(*blocks)
-        self.amp_decoder = Decoder(
-            ch, out_channels, n, widths, make_activation(amp_activation),
-            pad_object=pad_object, probe_big=probe_big,
-        )
-        self.phase_decoder = Decoder(
-            ch, out_channels, n, widths, PiTanh(), pad_object=pad_object, probe_big=probe_big
-        )
+        self.bottleneck = nn.Sequential(*attention_layers(ch, cbam=att.cbam_bottleneck, eca=False))
+        first_act, second_act = head_activations(output_mode, amp_activation)
+        decoder_options = dict(pad_object=pad_object, probe_big=probe_big,
+                               cbam=att.cbam_decoder, eca=att.eca_decoder)
+        self.amp_decoder = Decoder(ch, out_channels, n, widths, first_act, **decoder_options)
+        self.phase_decoder = Decoder(ch, out_channels, n, widths, second_act, **decoder_options)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x``: (B, C, N, N) float -> (amplitude, phase), each (B, nf, N, N)."""
-        z = self.encoder(x)
+        """``x``: (B, C, N, N) float -> two heads, each (B, nf, N, N)."""
+        z = self.bottleneck(self.encoder(x))  # (B, widths.encoder[-1], 8, 8)
         return self.amp_decoder(z), self.phase_decoder(z)
+
+
+def build(settings: GeneratorSettings) -> Generator:
+    """Registry builder of ``cnn``."""
+    return Generator(
+        settings.n,
+        settings.channels,
+        settings.out_channels,
+        settings.n_filters_scale,
+        settings.amp_activation,
+        pad_object=settings.pad_object,
+        probe_big=settings.probe_big,
+        attention=settings.attention,
+        output_mode=settings.output_mode,
+    )
