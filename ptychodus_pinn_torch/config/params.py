@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ptychodus_pinn_torch.config.checks import (
-    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
-)
-from ptychodus_pinn_torch.config.checks import (
     ARCHITECTURES,
     OUTPUT_MODES,
     as_optional_path,
@@ -31,6 +28,9 @@ from ptychodus_pinn_torch.config.checks import (
     check_int,
     check_number,
     check_torch_loss_mode,
+)
+from ptychodus_pinn_torch.config.checks import (
+    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
 )
 
 MODES: tuple[str, ...] = ("Unsupervised", "Supervised")

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ptychodus_pinn_torch.config.checks import (
-    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
-)
-from ptychodus_pinn_torch.config.checks import (
     ARCHITECTURES as ARCHITECTURES,  # re-exported: the accepted ModelConfig.architecture values
 )
 from ptychodus_pinn_torch.config.checks import (
     OUTPUT_MODES as OUTPUT_MODES,  # re-exported: the accepted *_output_mode values
+)
+from ptychodus_pinn_torch.config.checks import (
+    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
 )
 from ptychodus_pinn_torch.config.checks import (
     as_optional_path,
