@@ -11,7 +11,9 @@ as ``X_network.png``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model alone (not the network; 0 = off, 10 is typical); OUT.npz also keeps "
         "network_object and --png X.png also writes X_network.png",
     )
+    parser.add_argument(
+        "--memory-budget", default=None, metavar="SIZE",
+        help="most memory the scan's arrays may take, e.g. 24G (default: half of the machine's "
+        "memory, or $PINN_TORCH_MEMORY_BUDGET); a larger scan is refused before it is read",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,11 +61,23 @@ def run(args: argparse.Namespace) -> int:
 
     from ptychodus_pinn_torch.data import RawData
     from ptychodus_pinn_torch.data.npz_io import write_npz
+    from ptychodus_pinn_torch.data.npz_limits import (
+        MEMORY_BUDGET_ENV,
+        DataLimits,
+        check_npz_file,
+        parse_bytes,
+    )
     from ptychodus_pinn_torch.engine.archive import load_archive
     from ptychodus_pinn_torch.engine.inference import reconstruct
     from ptychodus_pinn_torch.engine.reporting import plot_object
 
+    limits = DataLimits.default() if args.memory_budget is None else DataLimits(
+        memory_budget=parse_bytes(args.memory_budget, "--memory-budget"))
+    if args.memory_budget is not None:
+        os.environ[MEMORY_BUDGET_ENV] = str(limits.memory_budget)  # for the reader below
     bundle = load_archive(args.model)
+    if zipfile.is_zipfile(args.data):  # declared sizes and N before anything is inflated
+        check_npz_file(args.data, limits, expected_n=bundle.N)
     data = RawData.from_file(args.data)
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,

@@ -16,16 +16,21 @@ import numpy as np
 
 from ptychodus_pinn_torch.data.atomic_file import atomic_write
 from ptychodus_pinn_torch.data.errors import DataError
+from ptychodus_pinn_torch.data.npz_limits import DataLimits, check_npz_file
 
 #: zip timestamp written for every member (the earliest a zip can hold), for reproducible bytes.
 _FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, limits: DataLimits | None = None) -> dict[str, np.ndarray]:
     """Read every array of an NPZ file into memory without unpickling.
+
+    The members' declared shapes and sizes are checked first (:func:`npz_limits.check_npz_file`,
+    DATA-120), so a file that would not fit is refused before anything is inflated.
 
     Args:
         path: file to read.
+        limits: size limits and memory budget (default :meth:`DataLimits.default`).
 
     Returns:
         ``{key: array}`` for every member, arrays as stored (any dtype except object).
@@ -33,7 +38,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     Raises:
         FileNotFoundError: the file does not exist.
         DataError: the file is not an NPZ (zip) archive, a member is unreadable, or a member
-            holds an object (pickled) array.
+            holds an object (pickled) array; declared sizes above ``limits``.
     """
     path = Path(path)
     if not path.is_file():
@@ -43,6 +48,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             f"{str(path)!r} is not an NPZ file (not a zip archive); write it with numpy.savez or "
             "numpy.savez_compressed, or with RawData.to_file"
         )
+    check_npz_file(path, limits)
     arrays: dict[str, np.ndarray] = {}
     try:
         archive = np.load(path, allow_pickle=False)
