@@ -43,6 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="most memory the scan's arrays may take, e.g. 24G (default: half of the machine's "
         "memory, or $PINN_TORCH_MEMORY_BUDGET); a larger scan is refused before it is read",
     )
+    parser.add_argument(
+        "--refine-algorithm", choices=("lsqml", "adam"), default="lsqml",
+        help="refinement solver: lsqml (probe-intensity preconditioned steps, default) or adam",
+    )
+    parser.add_argument(
+        "--refine-noise", choices=("amplitude", "poisson"), default="amplitude",
+        help="noise model of the lsqml refinement (default amplitude)",
+    )
+    parser.add_argument("--refine-probe", action="store_true",
+                        help="the lsqml refinement also refines the probe")
+    parser.add_argument("--refine-positions", action="store_true",
+                        help="the lsqml refinement also corrects the scan positions")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ptychodus_pinn_torch.engine.archive import load_archive
     from ptychodus_pinn_torch.engine.inference import reconstruct
+    from ptychodus_pinn_torch.engine.refine import RefineOptions
     from ptychodus_pinn_torch.engine.reporting import plot_object
 
     limits = DataLimits.default() if args.memory_budget is None else DataLimits(
@@ -82,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
         refine_epochs=args.refine_epochs,
+        refine_options=RefineOptions(
+            algorithm=args.refine_algorithm, noise=args.refine_noise,
+            update_probe=args.refine_probe, correct_positions=args.refine_positions,
+        ),
     )
     arrays: dict[str, np.ndarray] = {
         "object": result.object.astype(np.complex64),
@@ -109,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if result.refinement is not None:
         r = result.refinement
         print(
-            f"refined the object for {r.epochs} epoch(s) in {r.seconds:.2f}s: Poisson NLL "
+            f"refined the object ({r.algorithm}) for {r.epochs} epoch(s) in {r.seconds:.2f}s: "
+            "Poisson NLL "
             f"{r.nll_before:.6g} -> {r.nll_after:.6g} per pixel"
         )
     print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,13 @@ import torch
 
 from ptychodus_pinn_torch.engine.batches import group_for_inference
 from ptychodus_pinn_torch.engine.devices import select_device
-from ptychodus_pinn_torch.engine.refine import DEFAULT_STEP, RefineReport, refine_object
+from ptychodus_pinn_torch.engine.refine import (
+    DEFAULT_STEP,
+    RefineEpoch,
+    RefineOptions,
+    RefineReport,
+    refine_object,
+)
 
 #: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
 CANVAS_M = 20
@@ -116,6 +123,8 @@ def reconstruct(
     refine_epochs: int = 0,
     refine_step: float = DEFAULT_STEP,
     neighbor_count: int | None = None,
+    refine_options: RefineOptions | None = None,
+    on_refine_epoch: Callable[[RefineEpoch], bool | None] | None = None,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -133,8 +142,11 @@ def reconstruct(
         using the data's probe; 0 (default) returns the network's object.
     neighbor_count: nearest neighbours a group is drawn from (gridsize > 1); None takes the
         bundle's training value (4 when it has none).
-    refine_step: initial refinement step relative to the |P|²-weighted mean amplitude of the
-        illuminated object (``refine_object``'s ``step``).
+    refine_step: Adam's initial refinement step relative to the |P|²-weighted mean amplitude
+        of the illuminated object (``refine_object``'s ``step``).
+    refine_options: the solver and its settings (default: LSQML, ``RefineOptions()``).
+    on_refine_epoch: progress of the refinement, called after each pass; returning True stops
+        it (``refine_object``'s ``on_epoch``).
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
@@ -198,6 +210,8 @@ def reconstruct(
             epochs=refine_epochs,
             step=refine_step,
             device=dev,
+            on_epoch=on_refine_epoch,
+            **(refine_options or RefineOptions()).as_kwargs(),  # type: ignore[arg-type]
         )
     result_canvas = None
     if canvas:

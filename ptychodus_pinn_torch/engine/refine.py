@@ -1,43 +1,98 @@
 """Physics refinement of a stitched object against the measured patterns (optional, after the
 network).
 
-The network's stitched object is the starting point of a short gradient-based ptychographic
-reconstruction that uses the same far-field model as training (probe x object patch ->
-``pad_and_diffract`` -> Poisson NLL against the measured intensities) but optimizes the object
-pixels directly, so the overlap between scan positions constrains every pixel. It is not part of
-PtychoPINN: ``reconstruct(..., refine_epochs=0)`` (the default) returns the network's object
-untouched, and results report both (specs/ENGINE.md ENG-014).
+A ptychographic iterative solver on the same far-field model as training (probe x object patch
+-> unitary FFT -> intensity, with a fixed gain fitted to the measured total intensity) that
+optimizes the object pixels directly, so the overlap between scan positions constrains every
+pixel. The default solver is LSQML-style (``engine.solver.lsqml``): mini-batches of positions,
+object steps preconditioned by the batch's probe intensity, a least-squares optimal step size,
+optionally a probe update and position correction, amplitude-Gaussian or Poisson noise model.
+Pixel-wise Adam stays available (``algorithm="adam"``). It starts from the network's object or
+from any object (a flat start: ``np.ones``). It is not part of PtychoPINN:
+``reconstruct(..., refine_epochs=0)`` (the default) returns the network's object untouched, and
+results report both (specs/ENGINE.md ENG-014, ENG-200..ENG-203).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ptychodus_pinn_torch.physics import pad_and_diffract, poisson_nll
+from ptychodus_pinn_torch.engine.solver import ORDERS, SolverState, batch_order
+from ptychodus_pinn_torch.engine.solver.adam import AdamStep
+from ptychodus_pinn_torch.engine.solver.lsqml import LsqmlStep
+from ptychodus_pinn_torch.engine.solver.state import NOISE_MODELS
 from ptychodus_pinn_torch.physics.object_patches import PatchSampler
 
 #: Initial Adam step relative to the mean amplitude of the illuminated start object.
 DEFAULT_STEP = 0.02
-#: Patterns per gradient step.
-DEFAULT_BATCH = 64
+#: Patterns per update (LSQML); Adam's default is ADAM_BATCH.
+DEFAULT_BATCH = 32
+ADAM_BATCH = 64
+#: Preconditioner regularization relative to the batch's maximum illumination.
+DEFAULT_REGULARIZATION = 0.1
+ALGORITHMS = ("lsqml", "adam")
+
+
+@dataclass(frozen=True)
+class RefineEpoch:
+    """Progress after one pass over all patterns.
+
+    epoch, epochs: 1-based pass and the number requested; nll: mean Poisson NLL per pixel
+    (measured units) of the patterns as each batch met them during the pass; seconds: wall
+    time since the refinement started; metrics: what ``metric`` returned for the object after
+    the pass (e.g. amplitude/phase SSIM against a known truth), empty without one.
+    """
+
+    epoch: int
+    epochs: int
+    nll: float
+    seconds: float
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RefineReport:
     """What a refinement did: epochs run, mean Poisson NLL (per pixel, measured intensity
-    units) of all patterns before and after, the fixed intensity gain and the wall time."""
+    units) of all patterns before and after, the fixed intensity gain, the wall time, the
+    solver, the per-epoch progress, whether a callback stopped it early, and the refined probe
+    (``(N, N)`` complex64, the input probe's scale) and centres (``(M, 2)`` float64) when the
+    solver updated them (else None)."""
 
     epochs: int
     nll_before: float
     nll_after: float
     gain: float
     seconds: float
+    algorithm: str = "lsqml"
+    history: tuple[RefineEpoch, ...] = ()
+    stopped: bool = False
+    probe: np.ndarray | None = None
+    centres: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    """How :func:`refine_object` refines (everything but the epochs and Adam's step); the
+    fields are its keyword arguments of the same names and are checked there."""
+
+    algorithm: str = "lsqml"
+    batch_size: int | None = None
+    order: str = "random"
+    noise: str = "amplitude"
+    regularization: float = DEFAULT_REGULARIZATION
+    update_probe: bool = False
+    correct_positions: bool = False
+    seed: int = 0
+
+    def as_kwargs(self) -> dict[str, object]:
+        """The fields as keyword arguments of :func:`refine_object`."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -46,26 +101,65 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _mean_nll(
-    obj: torch.Tensor,
-    sampler: PatchSampler,
-    probe: torch.Tensor,
-    intensity: torch.Tensor,
-    gain: float,
-    batch: int,
-) -> float:
-    """Mean Poisson NLL over all patterns (no gradient; one device read)."""
-    total = torch.zeros((), dtype=torch.float64, device=obj.device)
-    with torch.no_grad():
-        for idx in torch.arange(len(sampler), device=obj.device).split(batch):
-            pred = gain * pad_and_diffract(sampler.extract(obj, idx) * probe) ** 2
-            total += poisson_nll(intensity[idx], pred).double() * idx.numel()
-    return float(total) / max(len(sampler), 1)
+def _check_positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
-# callers may hold inference mode or no_grad (e.g. around reconstruct); this needs autograd
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return str(value)
+
+
+def _mean_nll(state: SolverState, batch: int) -> float:
+    """Mean Poisson NLL per pixel over all patterns (no gradient; one device read)."""
+    m, n = state.amplitude.shape[0], state.amplitude.shape[-1]
+    total = torch.zeros((), dtype=torch.float64, device=state.obj.device)
+    for idx in torch.arange(m, device=state.obj.device).split(batch):
+        _, _, far = state.far_field(idx)
+        total += state.poisson_nll(far.real.square() + far.imag.square(), idx)
+    return float(total) / max(m * n * n, 1)
+
+
+def _start_state(
+    obj: np.ndarray, amplitudes: np.ndarray, centres: np.ndarray, probe: np.ndarray,
+    dev: torch.device, batch: int,
+) -> tuple[SolverState, float]:
+    """The solver state (gain fitted) and the |P|²-weighted mean amplitude of the start."""
+    m, n = amplitudes.shape[0], amplitudes.shape[1]
+    o = torch.from_numpy(np.array(obj, dtype=np.complex64)).to(dev)
+    p = torch.from_numpy(np.asarray(probe).astype(np.complex64)).to(dev)
+    centres_t = torch.from_numpy(np.array(centres, dtype=np.float64))
+    sampler = PatchSampler(centres_t, obj.shape, n, dev)
+    weight = (p.abs() ** 2).to(torch.float64)
+    sums = torch.zeros(2, dtype=torch.float64, device=dev)
+    for idx in torch.arange(m, device=dev).split(batch):
+        patches = sampler.extract(o, idx)
+        far = torch.fft.fft2(patches * p, norm="ortho")
+        sums[0] += (far.real.square() + far.imag.square()).sum(dtype=torch.float64)
+        sums[1] += (patches.abs() * weight).sum(dtype=torch.float64)
+    predicted, weighted_amp = sums.tolist()
+    if not predicted > 0:
+        raise ValueError("the starting object and probe predict no intensity; nothing to refine")
+    # data once on the device, unshifted (DC at index 0) and in model units
+    amplitude = torch.from_numpy(np.asarray(amplitudes, dtype=np.float32)).to(dev)
+    measured = float(amplitude.square().sum(dtype=torch.float64))
+    gain = measured / predicted
+    amplitude = torch.fft.ifftshift(amplitude, dim=(-2, -1)).mul_(1.0 / math.sqrt(gain))
+    state = SolverState(
+        obj=o, probe=p, centres=centres_t, sampler=sampler, amplitude=amplitude, gain=gain
+    )
+    scale = weighted_amp / (m * float(weight.sum()))
+    return state, scale
+
+
+# callers may hold inference mode or no_grad (e.g. around reconstruct); Adam needs autograd
 @torch.inference_mode(False)
-@torch.enable_grad()
+@torch.no_grad()
 def refine_object(
     obj: np.ndarray,
     amplitudes: np.ndarray,
@@ -73,29 +167,46 @@ def refine_object(
     probe: np.ndarray,
     *,
     epochs: int,
-    batch_size: int = DEFAULT_BATCH,
+    algorithm: str = "lsqml",
+    batch_size: int | None = None,
+    order: str = "random",
+    noise: str = "amplitude",
+    regularization: float = DEFAULT_REGULARIZATION,
+    update_probe: bool = False,
+    correct_positions: bool = False,
     step: float = DEFAULT_STEP,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    on_epoch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[RefineEpoch], bool | None] | None = None,
+    metric: Callable[[np.ndarray], Mapping[str, float]] | None = None,
 ) -> tuple[np.ndarray, RefineReport]:
     """Refine ``obj`` so that ``probe * patch`` explains the measured ``amplitudes``.
 
     Args:
-        obj: ``(H, W)`` complex64 starting object (the stitched network output).
+        obj: ``(H, W)`` complex64 starting object (the stitched network output, or a flat
+            ``np.ones`` start).
         amplitudes: ``(M, N, N)`` float32 measured diffraction amplitudes (``sqrt`` of counts,
             fftshifted like ``diff3d``), any overall scale.
         centres: ``(M, 2)`` float64 ``[x, y]`` patch centres on ``obj``'s pixel grid.
         probe: ``(N, N)`` complex64 probe (any scale: a fixed gain fitted from the starting
             object absorbs it).
         epochs: passes over all patterns (>= 0; 0 returns ``obj`` unchanged).
-        batch_size: patterns per Adam step (>= 1).
-        step: initial Adam learning rate relative to the mean amplitude of the illuminated
-            start object (weighted by |P|²); it decays to 0 over the run (cosine), so more
-            epochs never end noisier.
+        algorithm: ``"lsqml"`` (default: preconditioned steps, ENG-200) or ``"adam"``.
+        batch_size: patterns per update (>= 1; default 32 for LSQML, 64 for Adam).
+        order: ``"random"`` (default) or ``"compact"`` batches (``engine.solver.order``).
+        noise: ``"amplitude"`` (default, Gaussian on the amplitude) or ``"poisson"`` (LSQML).
+        regularization: LSQML preconditioner regularization relative to its maximum (> 0).
+        update_probe: LSQML also refines the probe (returned in the report).
+        correct_positions: LSQML also refines the positions (from the second epoch on;
+            returned in the report).
+        step: Adam's initial learning rate relative to the |P|²-weighted mean amplitude of
+            the start object, cosine-decayed to 0 over the run.
         seed: seeds the order of the patterns.
         device: torch device for the computation.
-        on_epoch: called as ``on_epoch(epoch, epochs)`` after each pass.
+        on_epoch: called with a :class:`RefineEpoch` after each pass; returning True stops the
+            refinement there (the report says ``stopped``).
+        metric: called with the ``(H, W)`` complex64 object after each pass; its numbers go
+            into ``RefineEpoch.metrics`` (e.g. SSIM against a known truth).
 
     Returns:
         ``(refined (H, W) complex64, RefineReport)``. Pixels no probe reaches keep their value.
@@ -105,9 +216,19 @@ def refine_object(
     """
     t0 = time.perf_counter()
     epochs = _check_int("refine epochs", epochs, 0)
+    algorithm = _check_choice("refine algorithm", algorithm, ALGORITHMS)
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH if algorithm == "lsqml" else ADAM_BATCH
     batch_size = _check_int("refine batch_size", batch_size, 1)
-    if not (isinstance(step, int | float) and math.isfinite(step) and step > 0):
-        raise ValueError(f"refine step must be a finite number > 0, got {step!r}")
+    order = _check_choice("refine order", order, ORDERS)
+    noise = _check_choice("refine noise model", noise, NOISE_MODELS)
+    regularization = _check_positive("refine regularization", regularization)
+    step = _check_positive("refine step", step)
+    if algorithm == "adam" and (update_probe or correct_positions or noise != "amplitude"):
+        raise ValueError(
+            "refine algorithm 'adam' updates the object only with the Poisson NLL; use "
+            "algorithm='lsqml' for update_probe, correct_positions or a noise model"
+        )
     obj = np.asarray(obj)
     amplitudes = np.asarray(amplitudes)
     centres = np.asarray(centres, dtype=np.float64)
@@ -127,49 +248,47 @@ def refine_object(
                 f"{name} contains NaN or infinite values; refinement needs finite input"
             )
     if epochs == 0 or m == 0:
-        return obj.astype(np.complex64), RefineReport(0, math.nan, math.nan, math.nan, 0.0)
+        report = RefineReport(0, math.nan, math.nan, math.nan, 0.0, algorithm=algorithm)
+        return obj.astype(np.complex64), report
 
     dev = torch.device(device)
-    o = torch.from_numpy(obj.astype(np.complex64)).to(dev)
-    p = torch.from_numpy(probe.astype(np.complex64)).to(dev)
-    intensity = torch.from_numpy(amplitudes.astype(np.float32)).to(dev) ** 2
-    sampler = PatchSampler(torch.from_numpy(centres), obj.shape, n, dev)
-    # one pass over the start object: its predicted total intensity (for the fixed gain) and
-    # its |P|²-weighted mean amplitude (the scale of the Adam step)
-    weight = (p.abs() ** 2).to(torch.float64)
-    sums = torch.zeros(2, dtype=torch.float64, device=dev)
-    with torch.no_grad():
-        for idx in torch.arange(m, device=dev).split(batch_size):
-            patches = sampler.extract(o, idx)
-            sums[0] += (pad_and_diffract(patches * p) ** 2).sum(dtype=torch.float64)
-            sums[1] += (patches.abs() * weight).sum(dtype=torch.float64)
-    predicted, weighted_amp = sums.tolist()
-    if not predicted > 0:
-        raise ValueError("the starting object and probe predict no intensity; nothing to refine")
-    gain = float(intensity.sum(dtype=torch.float64)) / predicted
-    scale = weighted_amp / (m * float(weight.sum()))
-    nll_before = _mean_nll(o, sampler, p, intensity, gain, batch_size)
-
-    param = torch.nn.Parameter(torch.view_as_real(o).clone())
-    optimizer = torch.optim.Adam([param], lr=step * scale)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, epochs * math.ceil(m / batch_size)
-    )
+    state, scale = _start_state(obj, amplitudes, centres, probe, dev, batch_size)
+    nll_before = _mean_nll(state, batch_size)
+    n_batches = math.ceil(m / batch_size)
+    updater: AdamStep | LsqmlStep
+    if algorithm == "adam":
+        updater = AdamStep(state, lr=step * scale, total_steps=epochs * n_batches)
+    else:
+        updater = LsqmlStep(noise=noise, regularization=regularization, update_probe=update_probe)
     gen = torch.Generator().manual_seed(int(seed))
+    history: list[RefineEpoch] = []
+    stopped = False
+    pixels = n * n
     for epoch in range(1, epochs + 1):
-        order = torch.randperm(m, generator=gen).to(dev)
-        for idx in order.split(batch_size):
-            optimizer.zero_grad(set_to_none=True)
-            current = torch.view_as_complex(param)
-            pred = gain * pad_and_diffract(sampler.extract(current, idx) * p) ** 2
-            poisson_nll(intensity[idx], pred).backward()
-            optimizer.step()
-            schedule.step()
-        if on_epoch is not None:
-            on_epoch(epoch, epochs)
-    refined = torch.view_as_complex(param.detach())
-    nll_after = _mean_nll(refined, sampler, p, intensity, gain, batch_size)
+        if isinstance(updater, LsqmlStep):
+            # positions move from the second pass on, once the object has some structure
+            updater.correct_positions = correct_positions and epoch > 1
+        total = 0.0
+        for idx in batch_order(order, centres, batch_size, gen):
+            total += updater(state, idx.to(dev))
+        metrics = dict(metric(state.obj.cpu().numpy())) if metric is not None else {}
+        record = RefineEpoch(epoch, epochs, total / (m * pixels),
+                             time.perf_counter() - t0, metrics)
+        history.append(record)
+        if not math.isfinite(record.nll):
+            raise ValueError("refinement diverged (non-finite loss); lower the refine step")
+        if on_epoch is not None and on_epoch(record):
+            stopped = epoch < epochs
+            break
+    nll_after = _mean_nll(state, batch_size)
     if not math.isfinite(nll_after):
         raise ValueError("refinement diverged (non-finite loss); lower the refine step")
-    report = RefineReport(epochs, nll_before, nll_after, gain, time.perf_counter() - t0)
-    return refined.cpu().numpy().astype(np.complex64), report
+    root_gain = math.sqrt(state.gain)
+    report = RefineReport(
+        len(history), nll_before, nll_after, state.gain, time.perf_counter() - t0,
+        algorithm=algorithm, history=tuple(history), stopped=stopped,
+        probe=(state.probe / root_gain).cpu().numpy().astype(np.complex64)
+        if update_probe else None,
+        centres=state.centres.numpy().copy() if correct_positions else None,
+    )
+    return state.obj.cpu().numpy().astype(np.complex64), report
