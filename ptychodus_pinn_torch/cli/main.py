@@ -35,6 +35,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ptychodus_pinn_torch.cli.evaluate",
         "compare a reconstruction with a reference: SSIM, PSNR, RMSE, FRC resolution",
     ),
+    "convert": ("ptychodus_pinn_torch.cli.convert",
+                "convert a scan (NPZ, ptychodus files) to a memory-mapped folder or an NPZ"),
     "translate": (
         "ptychodus_pinn_torch.cli.translate",
         "translate TensorFlow-style PtychoPINN configs to the PyTorch dataclasses and back",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,17 @@ import numpy as np
 
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.npz_io import read_npz
-from ptychodus_pinn_torch.data.readers import FunctionReader, ScanArrays
+from ptychodus_pinn_torch.data.readers import FunctionReader, PatternStream, ScanArrays
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["READERS", "REQUIRED_KEYS", "npz_member_shape"]
+__all__ = [
+    "READERS",
+    "REQUIRED_KEYS",
+    "metadata_from_npz",
+    "npz_member_shape",
+    "stream_npz",
+]
 
 REQUIRED_KEYS: tuple[str, ...] = ("xcoords", "ycoords", "diff3d", "probeGuess")
 
@@ -64,7 +71,8 @@ def _is_npz(path: Path) -> bool:
     return _npz_keys(path) is not None
 
 
-def _metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
+def metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
+    """The ``_metadata`` member (a 0-d JSON string array) as a dict; DataError otherwise."""
     text = value.item() if value.size == 1 and value.dtype.kind in "US" else None
     if isinstance(text, bytes):
         text = text.decode("utf-8")
@@ -98,7 +106,7 @@ def _contract_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def _scan(path: Path, arrays: dict[str, np.ndarray], diff3d: np.ndarray,
           kind: str) -> ScanArrays:
-    metadata = _metadata_from_npz(arrays["_metadata"]) if "_metadata" in arrays else {}
+    metadata = metadata_from_npz(arrays["_metadata"]) if "_metadata" in arrays else {}
     Y = arrays.get("Y")
     if Y is not None and (Y.ndim < 1 or Y.shape[0] != np.shape(diff3d)[0]):
         logger.warning("%s: ignoring 'Y' of shape %s (first axis is not M)", path, Y.shape)
@@ -133,6 +141,75 @@ def read_export(path: Path) -> ScanArrays:
         logger.warning("%s: clipping %d negative intensities (inpainting) to 0", path, n_neg)
         diff3d = np.clip(diff3d, 0, None)
     return _scan(path, arrays, diff3d, "intensity")
+
+
+def _member_header(fh: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+              else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = header(fh)
+    if dtype.hasobject:
+        raise DataError(f"NPZ key {key!r} holds an object (pickled) array, which is never "
+                        "loaded for safety; re-save it as a numeric array")
+    if fortran and len(shape) > 1:
+        raise DataError(f"NPZ key {key!r} is stored in Fortran order; re-save it with "
+                        "np.ascontiguousarray")
+    return tuple(int(v) for v in shape), dtype
+
+
+def _member_chunks(path: Path, key: str, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Sequential row chunks of NPZ member ``key`` (stored or deflated), never all at once."""
+    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
+        shape, dtype = _member_header(fh, key)
+        per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        for lo in range(0, shape[0], rows):
+            hi = min(lo + rows, shape[0])
+            data = fh.read((hi - lo) * per_row)
+            if len(data) != (hi - lo) * per_row:
+                raise DataError(f"NPZ key {key!r} in {str(path)!r} is truncated at pattern "
+                                f"{lo}; re-save the file")
+            yield lo, np.frombuffer(data, dtype=dtype).reshape((hi - lo, *shape[1:]))
+
+
+def stream_npz(path: Path, fmt: str) -> tuple[ScanArrays, PatternStream]:
+    """A contract NPZ (``fmt="npz"``) or ptychodus export (``"ptychodus-export"``) as its small
+    arrays (``ScanArrays.diff3d`` is an empty placeholder) and a :class:`PatternStream` over
+    ``diff3d`` (DATA-004/005 policy as :func:`read_contract` / :func:`read_export`). ``Y`` is
+    not carried (a warning says so)."""
+    with zipfile.ZipFile(path) as zf:
+        names = {n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")}
+        missing = [key for key in REQUIRED_KEYS if key not in names]
+        if missing:
+            raise DataError(
+                f"NPZ file {str(path)!r} is missing required key(s) {missing}; it has "
+                f"{sorted(names)}. Required: {list(REQUIRED_KEYS)}."
+            )
+        small: dict[str, np.ndarray] = {}
+        for key in sorted(names - {"diff3d", "Y"}):
+            with zf.open(f"{key}.npy") as fh:
+                try:
+                    small[key] = np.lib.format.read_array(fh, allow_pickle=False)
+                except ValueError as exc:
+                    raise DataError(f"NPZ key {key!r} in {str(path)!r} is unreadable or holds "
+                                    f"a pickled array ({exc}); re-save it") from exc
+        with zf.open("diff3d.npy") as fh:
+            shape, dtype = _member_header(fh, "diff3d")
+    if "Y" in names:
+        logger.warning("%s: 'Y' is not carried into a streamed copy (supervised labels come "
+                       "from objectGuess)", path)
+    export = fmt == "ptychodus-export"
+    stream = PatternStream(shape=shape, dtype=dtype, kind="intensity" if export else "auto",
+                           chunks=lambda rows: _member_chunks(path, "diff3d", rows),
+                           clip_negative=export)
+    metadata = metadata_from_npz(small["_metadata"]) if "_metadata" in small else {}
+    scan = ScanArrays(
+        xcoords=small["xcoords"], ycoords=small["ycoords"],
+        diff3d=np.empty((0, *shape[1:]), dtype), probeGuess=small["probeGuess"],
+        xcoords_start=small.get("xcoords_start"), ycoords_start=small.get("ycoords_start"),
+        scan_index=small.get("scan_index"), objectGuess=small.get("objectGuess"),
+        bad_pixels=small.get("bad_pixels"), metadata=metadata, source=fmt,
+    )
+    return scan, stream
 
 
 READERS = (

@@ -12,13 +12,14 @@ mode 0 and object layer 0. Reads HDF5 with h5py only; ptychodus itself is not im
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ptychodus_pinn_torch.data.errors import DataError
-from ptychodus_pinn_torch.data.readers import FunctionReader, ScanArrays
+from ptychodus_pinn_torch.data.readers import FunctionReader, PatternStream, ScanArrays
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,14 @@ __all__ = [
     "PRODUCT_FILE",
     "READERS",
     "ObjectGrid",
+    "amplitude_from_counts",
     "fill_bad_pixels",
     "pair_patterns_to_positions",
     "positions_to_object_px",
     "read_standard_files",
     "scan_from_ptychodus",
     "standard_file_pair",
+    "stream_standard_files",
 ]
 
 #: ptychodus' ``StandardFileLayout`` names (host §5).
@@ -86,10 +89,16 @@ def fill_bad_pixels(intensity: np.ndarray, bad_pixels: np.ndarray | None) -> np.
     return np.clip(data, 0.0, None)
 
 
+def amplitude_from_counts(intensity: np.ndarray, bad_pixels: np.ndarray | None) -> np.ndarray:
+    """``(M, N, N)`` counts -> float32 amplitude ``sqrt`` with bad pixels inpainted and negative
+    counts set to 0 (:func:`fill_bad_pixels`)."""
+    return np.sqrt(fill_bad_pixels(intensity, bad_pixels)).astype(np.float32)
+
+
 def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
                         x_m: np.ndarray, y_m: np.ndarray, grid: ObjectGrid,
                         probe: np.ndarray, object_layer: np.ndarray | None,
-                        *, source: str) -> ScanArrays:
+                        *, source: str, n_patterns: int | None = None) -> ScanArrays:
     """ptychodus' paired arrays as :class:`ScanArrays` in the package's units.
 
     Args:
@@ -101,6 +110,8 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
             is kept.
         object_layer: ``(H, W)`` or ``(layers, H, W)`` complex (layer 0 kept) or None.
         source: format name for messages.
+        n_patterns: the number of patterns when ``intensity`` is an empty placeholder (the
+            patterns are converted elsewhere, chunk by chunk).
 
     Returns:
         :class:`ScanArrays` with ``diff3d`` float32 amplitude ``sqrt(I)`` (bad pixels
@@ -113,6 +124,7 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
             probe of another size than the patterns.
     """
     patterns = np.asarray(intensity)
+    count = patterns.shape[0] if n_patterns is None else n_patterns
     if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
         raise DataError(
             f"diffraction patterns must be (M, N, N) square, got shape {patterns.shape}; "
@@ -121,9 +133,9 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
     if patterns.dtype.kind == "f" and not np.isfinite(patterns).all():
         raise DataError("diffraction patterns contain NaN or Inf values; mark those pixels "
                         "as bad pixels or reload the data")
-    if len(x_m) != patterns.shape[0] or len(y_m) != patterns.shape[0]:
+    if len(x_m) != count or len(y_m) != count:
         raise DataError(
-            f"{patterns.shape[0]} diffraction patterns but {len(x_m)} probe positions; "
+            f"{count} diffraction patterns but {len(x_m)} probe positions; "
             "every pattern needs one position (check the scan in the Positions view)"
         )
     mask = None if bad_pixels is None else np.asarray(bad_pixels, dtype=bool)
@@ -131,7 +143,7 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
         logger.warning("%s: ignoring a bad-pixel mask of shape %s (patterns are %s)", source,
                        mask.shape, patterns.shape[1:])
         mask = None
-    amplitude = np.sqrt(fill_bad_pixels(patterns, mask)).astype(np.float32)
+    amplitude = amplitude_from_counts(patterns, mask)
     probe_arr = np.asarray(probe)
     while probe_arr.ndim > 2:
         probe_arr = probe_arr[0]
@@ -151,7 +163,7 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
     return ScanArrays(
         xcoords=x, ycoords=y, xcoords_start=x.copy(), ycoords_start=y.copy(), diff3d=amplitude,
         probeGuess=probe_arr.astype(np.complex64), objectGuess=obj,
-        scan_index=np.zeros(patterns.shape[0], dtype=np.int64),
+        scan_index=np.zeros(count, dtype=np.int64),
         diffraction_kind="amplitude", source=source,
     )
 
@@ -223,13 +235,25 @@ def _attr(h5: object, key: str, file: Path) -> float:
                         "with ptychodus 1.7") from exc
 
 
-def read_standard_files(path: Path) -> ScanArrays:
-    """ptychodus' ``diffraction.h5`` + ``product.h5`` (a folder, or either file) as one scan.
+@dataclass(frozen=True)
+class _StandardFiles:
+    """What the small datasets of a standard file pair say (patterns not read)."""
 
-    Patterns are read as stored (intensity), paired to positions by scan index
-    (:func:`pair_patterns_to_positions`) and converted by :func:`scan_from_ptychodus`; the
-    product's ``probe_photon_count`` (when > 0) becomes ``metadata["probe_photon_count"]``.
-    """
+    diffraction: Path
+    keep: np.ndarray  # (M',) int offsets of the kept patterns, increasing
+    all_kept: bool
+    x_m: np.ndarray
+    y_m: np.ndarray
+    grid: ObjectGrid
+    probe: np.ndarray
+    layer: np.ndarray
+    photons: float
+    bad: np.ndarray | None
+    shape: tuple[int, ...]  # stored patterns (M, N, N)
+    dtype: np.dtype
+
+
+def _open_standard_files(path: Path) -> _StandardFiles:
     import h5py
 
     pair = standard_file_pair(path)
@@ -248,33 +272,77 @@ def read_standard_files(path: Path) -> ScanArrays:
             if not isinstance(obj, h5py.Dataset):
                 raise DataError(f"{str(product)!r} has no dataset 'object'; re-save the "
                                 "product with ptychodus 1.7")
-            shape = obj.shape
             grid = ObjectGrid(
                 center_x_m=_attr(obj, "center_x_m", product),
                 center_y_m=_attr(obj, "center_y_m", product),
                 pixel_width_m=_attr(obj, "pixel_width_m", product),
                 pixel_height_m=_attr(obj, "pixel_height_m", product),
-                height_px=int(shape[-2]), width_px=int(shape[-1]),
+                height_px=int(obj.shape[-2]), width_px=int(obj.shape[-1]),
             )
             layer = np.asarray(obj[0] if obj.ndim == 3 else obj[()])
             photons = float(h5.attrs.get("probe_photon_count", 0.0))
         with h5py.File(diffraction, "r") as h5:
             pattern_index = _dataset(h5, "indexes", diffraction)
-            patterns_ds = h5.get("patterns")
-            if not isinstance(patterns_ds, h5py.Dataset):
+            patterns = h5.get("patterns")
+            if not isinstance(patterns, h5py.Dataset):
                 raise DataError(f"{str(diffraction)!r} has no dataset 'patterns'; is it "
                                 "ptychodus' assembled diffraction file?")
-            keep, x_pair, y_pair = pair_patterns_to_positions(pattern_index, index, x_m, y_m)
-            patterns = np.asarray(patterns_ds[()])[keep] if keep.size < len(pattern_index) \
-                else np.asarray(patterns_ds[()])
+            shape, dtype = tuple(int(v) for v in patterns.shape), patterns.dtype
             bad = _dataset(h5, "bad_pixels", diffraction) if "bad_pixels" in h5 else None
     except OSError as exc:
         raise DataError(f"{str(path)!r}: could not read ptychodus' HDF5 files ({exc})") from exc
-    scan = scan_from_ptychodus(patterns, bad, x_pair, y_pair, grid, probe, layer,
-                               source="ptychodus-h5")
-    if photons > 0:
-        scan.metadata["probe_photon_count"] = photons
-    return scan
+    if len(shape) != 3 or shape[0] != len(pattern_index):
+        raise DataError(f"{str(diffraction)!r}: patterns {shape} and indexes "
+                        f"{len(pattern_index)} do not match; re-save the diffraction data")
+    keep, x_pair, y_pair = pair_patterns_to_positions(pattern_index, index, x_m, y_m)
+    return _StandardFiles(diffraction, keep, keep.size == shape[0], x_pair, y_pair, grid,
+                          probe, layer, photons, bad, shape, dtype)
+
+
+def _pattern_chunks(files: _StandardFiles, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Kept patterns in order, ``rows`` at a time, as float32 amplitudes (DATA-181)."""
+    import h5py
+
+    mask = files.bad if files.bad is not None and np.any(files.bad) else None
+    with h5py.File(files.diffraction, "r") as h5:
+        patterns = h5["patterns"]
+        for lo in range(0, files.keep.size, rows):
+            hi = min(lo + rows, files.keep.size)
+            if files.all_kept:
+                counts = patterns[lo:hi]
+            else:
+                counts = patterns[files.keep[lo:hi]]  # increasing offsets: h5py selection
+            yield lo, amplitude_from_counts(np.asarray(counts), mask)
+
+
+def stream_standard_files(path: Path) -> tuple[ScanArrays, PatternStream]:
+    """ptychodus' ``diffraction.h5`` + ``product.h5`` as their small arrays (``diff3d`` an
+    empty placeholder) and a :class:`PatternStream` of float32 amplitudes (DATA-181)."""
+    files = _open_standard_files(path)
+    n = files.shape[1]
+    scan = scan_from_ptychodus(
+        np.empty((0, n, n), np.float32), None, files.x_m, files.y_m, files.grid, files.probe,
+        files.layer, source="ptychodus-h5", n_patterns=files.keep.size,
+    )
+    if files.photons > 0:
+        scan.metadata["probe_photon_count"] = files.photons
+    stream = PatternStream(shape=(files.keep.size, n, files.shape[2]), dtype=np.dtype("float32"),
+                           kind="amplitude", chunks=lambda rows: _pattern_chunks(files, rows))
+    return scan, stream
+
+
+def read_standard_files(path: Path) -> ScanArrays:
+    """ptychodus' ``diffraction.h5`` + ``product.h5`` (a folder, or either file) as one scan.
+
+    Patterns are read as stored (intensity), paired to positions by scan index
+    (:func:`pair_patterns_to_positions`) and converted as :func:`scan_from_ptychodus`; the
+    product's ``probe_photon_count`` (when > 0) becomes ``metadata["probe_photon_count"]``.
+    """
+    scan, stream = stream_standard_files(path)
+    diff3d = np.empty(stream.shape, np.float32)
+    for lo, chunk in stream.chunks(max(1, stream.shape[0])):
+        diff3d[lo:lo + chunk.shape[0]] = chunk
+    return replace(scan, diff3d=diff3d)
 
 
 def _is_standard(path: Path) -> bool:

@@ -19,7 +19,7 @@ Adding a format is one class with ``name``, ``description``, ``sniff`` and ``rea
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from ptychodus_pinn_torch.data.validation import DiffractionKind
 __all__ = [
     "AUTO",
     "FunctionReader",
+    "PatternStream",
     "ScanArrays",
     "ScanReader",
     "detect_format",
@@ -75,6 +76,26 @@ class ScanArrays:
     metadata: dict[str, Any] = field(default_factory=dict)
     diffraction_kind: DiffractionKind = "auto"
     source: str = ""
+
+
+@dataclass(frozen=True)
+class PatternStream:
+    """The patterns of a source, readable in row chunks more than once (for conversions that
+    never hold all patterns in memory).
+
+    Attributes:
+        shape: ``(M, N, N)``; dtype: the stored dtype.
+        kind: ``"amplitude"``, ``"intensity"`` or ``"auto"`` (DATA-004) for what ``chunks``
+            yields.
+        chunks: ``chunks(rows)`` yields ``(start, array (<= rows, N, N))`` in order.
+        clip_negative: clip negative values to 0 first (ptychodus' inpainting residue).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    kind: DiffractionKind
+    chunks: Callable[[int], Iterator[tuple[int, np.ndarray]]]
+    clip_negative: bool = False
 
 
 class ScanReader(Protocol):
@@ -175,9 +196,9 @@ def _ensure_builtin() -> None:
     if _builtin_loaded:
         return
     _builtin_loaded = True
-    from ptychodus_pinn_torch.data import npz_readers, ptychodus_files
+    from ptychodus_pinn_torch.data import mapped, npz_readers, ptychodus_files
 
-    for reader in (*npz_readers.READERS, *ptychodus_files.READERS):
+    for reader in (*npz_readers.READERS, *ptychodus_files.READERS, *mapped.READERS):
         if reader.name not in _READERS:
             register_reader(reader)
 

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from ptychodus_pinn_torch.data.errors import DataError
+from ptychodus_pinn_torch.data.paging import check_mapped, is_mapped
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ def diffraction_amplitude(
         )
     if array.shape[0] == 0:
         raise DataError(f"{key} holds no patterns (shape {array.shape}); pass at least one")
+    if kind == "amplitude" and array.dtype == np.float32 and is_mapped(array):
+        check_mapped(array, key)  # chunk by chunk; the memory map is kept (DATA-184)
+        return value if isinstance(value, np.memmap) else array
     if array.dtype.kind == "f":
         bad = ~np.isfinite(array)
         if bad.any():
@@ -203,6 +207,9 @@ def ground_truth_patches(value: object, M: int, N: int, key: str = "Y") -> np.nd
         )
     if array.dtype.kind not in "iufc":  # (object arrays have kind "O")
         raise DataError(f"{key} must be numeric, got dtype {array.dtype}")
+    if array.dtype == np.complex64 and is_mapped(array):
+        # a memory-mapped label stack stays mapped (DATA-184)
+        return value if isinstance(value, np.memmap) else array
     return array.astype(np.complex64)
 
 
