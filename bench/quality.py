@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
-    parser.add_argument("--save", default=None, help="also save wts.h5.zip and rec.npz here")
+    parser.add_argument(
+        "--save",
+        default=None,
+        help="train into this folder (wts.h5.zip, history.json) and save rec.npz there",
+    )
     parser.add_argument(
         "--eval-every",
         type=int,
@@ -89,17 +93,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from ptychodus_pinn_torch.config.engine import KERAS_MIN_DELTA, KERAS_MIN_LR, EngineConfig
     from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
     from ptychodus_pinn_torch.data.simulate import simulate_scan
+    from ptychodus_pinn_torch.engine.events import TrainCallbacks
     from ptychodus_pinn_torch.engine.inference import reconstruct
-    from ptychodus_pinn_torch.engine.training import TrainOptions, train_model
+    from ptychodus_pinn_torch.engine.run import checkpoint_dir_of, run_training
 
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     raw = simulate_scan(object_kind=args.object, nphotons=args.nphotons, seed=args.seed,
                         probe=args.probe, overlap=args.overlap)
-    config = TrainingConfig(
+    training = TrainingConfig(
         model=ModelConfig(
             N=raw.N,
             gridsize=args.gridsize,
@@ -113,13 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         nll_weight=args.nll_weight,
         mae_weight=args.mae_weight,
         neighbor_count=max(4, args.gridsize**2),
+        # the Keras plateau with another patience (the Keras min_lr and min_delta kept)
+        scheduler="ReduceLROnPlateau",
+        plateau_patience=args.plateau_patience,
+        plateau_min_lr=KERAS_MIN_LR,
+        plateau_threshold=KERAS_MIN_DELTA,
+        torch_loss_mode="mae" if args.model_type == "supervised" else "poisson",
     )
-    options = TrainOptions(
+    config = EngineConfig(
+        training=training,
         seed=0,
         device=args.device,
         learning_rate=args.lr,
         early_stop_patience=args.early_stop_patience or None,
-        plateau_patience=args.plateau_patience,
     )
 
     def show(r: object) -> None:
@@ -135,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     from ptychodus_pinn_torch.engine.archive import ModelBundle
     from ptychodus_pinn_torch.model import build_model
 
-    ckpt_dir = Path(tempfile.mkdtemp(prefix="quality-"))
+    out_dir = Path(args.save) if args.save else Path(tempfile.mkdtemp(prefix="quality-"))
+    ckpt_dir = checkpoint_dir_of(out_dir)
     box = scanned_box(raw.xcoords, raw.ycoords, raw.objectGuess.shape)
     curve: list[dict[str, float]] = []
 
@@ -144,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         epoch = int(r.epoch)  # type: ignore[attr-defined]
         if args.eval_every and epoch % args.eval_every == 0:
             state = torch.load(ckpt_dir / "checkpoint.pt", weights_only=True)["model"]
-            model = build_model(config.model, probe=raw.probeGuess, intensity_scale=1.0)
+            model = build_model(training.model, probe=raw.probeGuess, intensity_scale=1.0)
             model.load_state_dict(state)
             bundle = ModelBundle(
                 model=model,
-                model_config=config.model,
+                model_config=training.model,
                 intensity_scale=model.intensity_scale,
                 probe=model.probe.detach().numpy(),
             )
@@ -168,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     t1 = time.perf_counter()
-    result = train_model(raw, config, options=options, on_epoch=on_epoch, checkpoint_dir=ckpt_dir)
+    result = run_training(raw, config, out_dir,
+                          callbacks=TrainCallbacks(on_epoch=(on_epoch,))).result
     t2 = time.perf_counter()
     rec = reconstruct(result.bundle, raw, device=args.device, refine_epochs=args.refine_epochs)
     t3 = time.perf_counter()
@@ -187,12 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     uniform = reconstruct(result.bundle, raw, device=args.device, weighting="uniform")
     metrics_uniform = quality_metrics(uniform.object, raw.objectGuess, box)
-    if args.save:
-        from ptychodus_pinn_torch.engine.archive import save_archive
-
+    if args.save:  # wts.h5.zip and history.json are there already (the training folder)
         folder = Path(args.save)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_archive(folder / "wts.h5.zip", result.bundle)
         raw.to_file(folder / "scan.npz")
         extra = {} if rec.network_object is None else {"refined_object": rec.object}
         np.savez_compressed(folder / "rec.npz", object=network, coverage=rec.coverage, **extra)

@@ -32,7 +32,7 @@ def test_train_then_reconstruct_writes_every_output(npz, tmp_path: Path, capsys)
                "--epochs", "2", "--batch-size", "4", "--n-filters-scale", "1", "--n-groups",
                "16", "--device", "cpu", "--seed", "1", "--no-progress"])
     assert rc == 0
-    for name in ("wts.h5.zip", "history.json", "loss.png", "checkpoint.pt"):
+    for name in ("wts.h5.zip", "history.json", "loss.png", "checkpoints/checkpoint.pt"):
         assert (out / name).is_file(), name
     hist = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in hist["epochs"]] == [1, 2]

@@ -46,9 +46,9 @@ def test_torchrun_two_processes_train_and_rank0_writes_outputs(tmp_path: Path) -
     assert proc.stdout.count("trained 2 epoch(s)") == 1  # only rank 0 reports
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint.pt", "history.json", "loss.png", "wts.h5.zip"]
+        "checkpoints", "history.json", "loss.png", "wts.h5.zip"]
     hist = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in hist["epochs"]] == [1, 2]
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state = torch.load(out / "checkpoints" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2
     assert "Grad strides do not match" not in proc.stderr

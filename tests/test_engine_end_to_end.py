@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
 from ptychodus_pinn_torch.data import RawData
 from ptychodus_pinn_torch.engine.archive import ModelBundle
 from ptychodus_pinn_torch.engine.inference import reconstruct
-from ptychodus_pinn_torch.engine.training import TrainOptions, train_model
+from ptychodus_pinn_torch.engine.training import train_model
 from ptychodus_pinn_torch.model import build_model
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "train.npz"
@@ -32,8 +33,8 @@ def test_few_epochs_on_fixture_beat_an_untrained_model() -> None:
     config = TrainingConfig(model=ModelConfig(N=scan.N, n_filters_scale=1), batch_size=8,
                             nepochs=3, nphotons=float(scan.metadata.get("nphotons", 1e6)),
                             n_groups=64)
-    result = train_model(scan, config, options=TrainOptions(device="cpu", seed=0,
-                                                            early_stop_patience=None))
+    result = train_model(scan, EngineConfig(training=config, device="cpu", seed=0,
+                                            early_stop_patience=None))
     losses = [h.train_loss for h in result.history]
     assert len(losses) == 3 and losses[-1] < losses[0]
 

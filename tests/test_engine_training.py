@@ -12,43 +12,38 @@ import numpy as np
 import pytest
 import torch
 
-from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
-from ptychodus_pinn_torch.data.simulate import simulate_scan
+from ptychodus_pinn_torch.config.engine import EngineConfig
+from ptychodus_pinn_torch.conformance.helpers import tiny_engine, tiny_scan, tiny_training
 from ptychodus_pinn_torch.engine import checkpoint as ckpt
-from ptychodus_pinn_torch.engine.training import (
-    EpochReport,
-    TrainOptions,
-    _EarlyStopping,
-    make_scheduler,
-    train_model,
-    validation_count,
-)
+from ptychodus_pinn_torch.engine.events import EpochReport, TrainCallbacks
+from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_scheduler
+from ptychodus_pinn_torch.engine.training import train_model, validation_count
 
 
 @pytest.fixture(scope="module")
 def scan():
     """16 positions, N = 64, with the true object (for labels)."""
-    return simulate_scan(object_shape=(96, 96), seed=5, overlap=0.5, nphotons=1e6)
-
-
-def tiny_config(epochs: int = 2, model_type: str = "pinn", **kw) -> TrainingConfig:
-    fields = {"batch_size": 4, "nepochs": epochs, "nphotons": 1e6, "n_groups": 16, **kw}
-    return TrainingConfig(model=ModelConfig(N=64, n_filters_scale=1, model_type=model_type),
-                          **fields)
-
-
-CPU = TrainOptions(device="cpu", early_stop_patience=None)
+    return tiny_scan()
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("learning_rate", 0.0), ("validation_fraction", 1.0), ("plateau_factor", 1.5),
-     ("plateau_patience", -1), ("min_lr", 1.0), ("early_stop_patience", 0), ("seed", -3),
-     ("checkpoint_every", 0), ("grad_clip", -1.0)],
+    [("learning_rate", 0.0), ("validation_fraction", 1.0), ("early_stop_patience", 0),
+     ("seed", -3), ("checkpoint_every", 0), ("tv_weight", -1.0), ("device", "")],
 )
-def test_options_reject_bad_values_naming_the_field(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=f"TrainOptions.{field}"):
-        TrainOptions(**{field: value})
+def test_engine_config_rejects_bad_values_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"EngineConfig.{field}"):
+        EngineConfig(training=tiny_training(), **{field: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("plateau_factor", 1.5), ("plateau_patience", -1), ("plateau_min_lr", 1.0)],
+)
+def test_plateau_fields_are_checked_naming_the_field(field: str, value: object) -> None:
+    training = tiny_training(scheduler="ReduceLROnPlateau", **{field: value})
+    with pytest.raises(ValueError, match=field):
+        EngineConfig(training=training)
 
 
 def test_validation_count_rounds_and_keeps_a_training_group() -> None:
@@ -60,7 +55,7 @@ def test_validation_count_rounds_and_keeps_a_training_group() -> None:
 
 
 def test_early_stopping_counts_epochs_without_improvement() -> None:
-    es = _EarlyStopping(3)
+    es = EarlyStopping(3)
     assert [es.step(v) for v in (5.0, 4.0, 4.0, 4.5, 3.9, 4.0, 4.0, 4.0)] == [
         False, False, False, False, False, False, False, True,
     ]
@@ -69,7 +64,8 @@ def test_early_stopping_counts_epochs_without_improvement() -> None:
 def test_plateau_halves_lr_after_patience_down_to_min_lr() -> None:
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p], lr=1e-3)
-    sched = make_scheduler(opt, TrainOptions())  # factor 0.5, patience 2, min 1e-4
+    plateau = EngineConfig(training=tiny_training()).plateau()  # factor 0.5, patience 2, min 1e-4
+    sched = make_scheduler(opt, plateau)
     lrs = []
     for loss in [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0] + [1.0] * 12:
         sched.step(loss)
@@ -81,17 +77,18 @@ def test_plateau_halves_lr_after_patience_down_to_min_lr() -> None:
 
 def test_config_errors_are_value_errors(scan) -> None:
     with pytest.raises(ValueError, match="batch_size"):
-        train_model(scan, tiny_config(batch_size=0), options=CPU)
+        tiny_engine(batch_size=0)
     with pytest.raises(ValueError, match="diff3d has shape"):
-        cfg = TrainingConfig(model=ModelConfig(N=128), nepochs=1, n_groups=4)
-        train_model(scan, cfg, options=CPU)
+        train_model(scan, tiny_engine(1, model={"N": 128}))
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
-        train_model(scan, tiny_config(), options=CPU, resume=True)
+        train_model(scan, tiny_engine(), resume=True)
+    with pytest.raises(ValueError, match="must be an EngineConfig"):
+        train_model(scan, tiny_training())  # type: ignore[arg-type]
 
 
 def test_epoch_callback_and_loss_decreases(scan) -> None:
     seen: list[EpochReport] = []
-    res = train_model(scan, tiny_config(epochs=3), options=CPU, on_epoch=seen.append)
+    res = train_model(scan, tiny_engine(3), callbacks=TrainCallbacks(on_epoch=(seen.append,)))
     assert [r.epoch for r in seen] == [1, 2, 3] and all(r.epochs == 3 for r in seen)
     assert all(r.val_loss is not None and math.isfinite(r.val_loss) for r in seen)
     assert set(seen[0].terms) == {"nll"}
@@ -103,13 +100,12 @@ def test_epoch_callback_and_loss_decreases(scan) -> None:
 
 
 def test_resume_refuses_a_checkpoint_of_another_setup(scan, tmp_path: Path) -> None:
-    train_model(scan, tiny_config(epochs=1), options=CPU, checkpoint_dir=tmp_path)
-    other = TrainingConfig(model=ModelConfig(N=64, n_filters_scale=2), batch_size=4, nepochs=2,
-                           nphotons=1e6, n_groups=16)
+    train_model(scan, tiny_engine(1), checkpoint_dir=tmp_path)
+    other = tiny_engine(2, model={"n_filters_scale": 2})
     with pytest.raises(ckpt.CheckpointError, match="n_filters_scale"):
-        train_model(scan, other, options=CPU, checkpoint_dir=tmp_path, resume=True)
+        train_model(scan, other, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        train_model(scan, tiny_config(), options=CPU, checkpoint_dir=tmp_path / "x", resume=True)
+        train_model(scan, tiny_engine(), checkpoint_dir=tmp_path / "x", resume=True)
 
 
 def test_supervised_without_labels_is_a_clear_error(scan) -> None:
@@ -117,7 +113,7 @@ def test_supervised_without_labels_is_a_clear_error(scan) -> None:
 
     bare = RawData(scan.xcoords, scan.ycoords, None, None, scan.diff3d, scan.probeGuess, None)
     with pytest.raises(ValueError, match="needs labels"):
-        train_model(bare, tiny_config(model_type="supervised"), options=CPU)
+        train_model(bare, tiny_engine(model_type="supervised"))
 
 
 def test_history_roundtrips_through_dicts() -> None:
@@ -127,15 +123,13 @@ def test_history_roundtrips_through_dicts() -> None:
 
 
 def test_channels_last_trains_to_the_same_losses(scan) -> None:
-    plain = train_model(scan, tiny_config(epochs=1), options=CPU)
-    cl = train_model(scan, tiny_config(epochs=1), options=TrainOptions(
-        device="cpu", early_stop_patience=None, channels_last=True))
+    plain = train_model(scan, tiny_engine(1))
+    cl = train_model(scan, tiny_engine(1, engine={"channels_last": True}))
     np.testing.assert_allclose(cl.history[0].train_loss, plain.history[0].train_loss, rtol=1e-4)
     assert cl.bundle.model.probe_ri.is_contiguous()  # returned in the default memory format
 
 
 def test_bf16_request_on_cpu_is_ignored_with_a_warning(scan, caplog) -> None:
     with caplog.at_level("WARNING"):
-        res = train_model(scan, tiny_config(epochs=1), options=TrainOptions(
-            device="cpu", early_stop_patience=None, bf16=True))
+        res = train_model(scan, tiny_engine(1, engine={"bf16": True}))
     assert "only used on CUDA" in caplog.text and math.isfinite(res.history[0].train_loss)

@@ -9,7 +9,7 @@ import pytest
 from ptychodus.api.settings import SettingsRegistry
 
 from ptychodus_pinn_torch.host.configs import (
-    build_train_options,
+    build_engine_config,
     build_training_config,
     pytorch_configs,
     setting_name,
@@ -62,7 +62,7 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
     values = PINNTorchSettings(SettingsRegistry()).spec_values()
     values["execution"]["learning_rate"] = -1.0
     with pytest.raises(ValueError, match=r"learning_rate.*\[PINNTorchExecution\] LearningRate"):
-        build_train_options(values)
+        build_engine_config(values, N=64, model_type="pinn", output_dir=tmp_path)
     assert setting_name("model", "gridsize") == "[PINNTorchModel] GridSize"
 
 

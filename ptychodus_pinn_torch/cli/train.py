@@ -1,7 +1,8 @@
 """``pinn-torch train``: train a PtychoPINN model on an NPZ scan.
 
 Writes ``OUT/wts.h5.zip`` (the model archive), ``OUT/history.json`` (per-epoch losses) and
-``OUT/loss.png``; ``OUT/checkpoint.pt`` is updated every epoch and ``--resume`` continues from it.
+``OUT/loss.png``; ``OUT/checkpoints/checkpoint.pt`` is updated every epoch and ``--resume``
+continues from it (the layout of :mod:`ptychodus_pinn_torch.engine.run`).
 Under ``torchrun --nproc-per-node K`` the same command trains with DistributedDataParallel and
 rank 0 writes the outputs.
 """
@@ -11,11 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from ptychodus_pinn_torch.config.bridge import TF_DEFAULT_NPHOTONS
+from ptychodus_pinn_torch.config.engine import EngineConfig
+
+# events and progress import the standard library only; the engine (torch) loads in run()
+from ptychodus_pinn_torch.engine.events import BatchProgress, EpochReport, TrainCallbacks
+from ptychodus_pinn_torch.engine.progress import ProgressBar
 
 NAME = "train"
 HELP = "train a PtychoPINN model on NPZ data"
@@ -75,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--validation-fraction", type=float, default=0.05, help="held-out share (0.05)"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoints/checkpoint.pt"
+    )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last convolutions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -113,8 +120,8 @@ def _nphotons(args: argparse.Namespace, raw: Any) -> float:
     return value if value > 0 else DEFAULT_NPHOTONS
 
 
-def build_configs(args: argparse.Namespace, raw: Any) -> Any:
-    """The spec TrainingConfig for these arguments (N from the data)."""
+def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
+    """The engine configuration for these arguments (N from the data)."""
     from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
 
     model = ModelConfig(
@@ -123,7 +130,7 @@ def build_configs(args: argparse.Namespace, raw: Any) -> Any:
         n_filters_scale=args.n_filters_scale,
         model_type=args.model_type,
     )
-    return TrainingConfig(
+    training = TrainingConfig(
         model=model,
         train_data_file=args.train,
         test_data_file=args.test,
@@ -139,33 +146,8 @@ def build_configs(args: argparse.Namespace, raw: Any) -> Any:
         # upstream rule: supervised training is an amplitude/phase MAE objective
         torch_loss_mode="mae" if args.model_type == "supervised" else "poisson",
     )
-
-
-def run(args: argparse.Namespace) -> int:
-    _check_args(args)
-    import torch
-
-    from ptychodus_pinn_torch.data import RawData
-    from ptychodus_pinn_torch.engine.archive import save_archive
-    from ptychodus_pinn_torch.engine.progress import ProgressBar
-    from ptychodus_pinn_torch.engine.reporting import plot_loss, summarize, write_history
-    from ptychodus_pinn_torch.engine.training import EpochReport, TrainOptions, train_model
-
-    if os.environ.get("OMP_NUM_THREADS") is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        torch.set_num_threads(1)
-    rank = int(os.environ.get("RANK", "0"))
-    main_rank = rank == 0
-    raw = RawData.from_file(args.train)
-    test = RawData.from_file(args.test) if args.test is not None else None
-    config = build_configs(args, raw)
-    if args.gridsize > 1 and args.n_groups > raw.n_positions and not args.enable_oversampling:
-        raise ValueError(
-            f"--n-groups {args.n_groups} asks for more groups than the {raw.n_positions} scan "
-            f"points of {args.train} at --gridsize {args.gridsize}; pass --n-groups "
-            f"{raw.n_positions} (or fewer), or --enable-oversampling to draw K-choose-C "
-            f"combinations of neighbours"
-        )
-    options = TrainOptions(
+    return EngineConfig(
+        training=training,
         learning_rate=args.lr,
         validation_fraction=args.validation_fraction,
         early_stop_patience=args.early_stop_patience or None,
@@ -174,66 +156,72 @@ def run(args: argparse.Namespace) -> int:
         bf16=args.bf16,
         channels_last=args.channels_last,
     )
-    if main_rank:
-        args.out.mkdir(parents=True, exist_ok=True)
-    show = main_rank and not args.no_progress
-    bar: list[ProgressBar] = []
 
-    def on_batch(b: int, total: int) -> None:
-        if not show:
+
+class _Progress:
+    """The command line's progress: a bar per epoch on stderr (or one line per epoch)."""
+
+    def __init__(self, *, bar: bool) -> None:
+        self.show_bar = bar
+        self.bar: ProgressBar | None = None
+
+    def on_batch(self, p: BatchProgress) -> None:
+        if not self.show_bar:
             return
-        if not bar:
-            epoch = len(history_seen) + 1
-            bar.append(ProgressBar(total, f"epoch {epoch}/{config.nepochs}"))
-        bar[0].update(1)
+        if self.bar is None:
+            self.bar = ProgressBar(p.batches, f"epoch {p.epoch}/{p.epochs}")
+        self.bar.update(1)
 
-    history_seen: list[EpochReport] = []
-
-    def on_epoch(report: EpochReport) -> None:
-        history_seen.append(report)
+    def on_epoch(self, report: EpochReport) -> None:
         val = "" if report.val_loss is None else f" val={report.val_loss:.6g}"
         text = f"loss={report.train_loss:.6g}{val} lr={report.lr:.2g}"
-        if show and bar:
-            bar[0].close(text)
-        elif main_rank:
+        if self.bar is not None:
+            self.bar.close(text)
+        else:
             print(
                 f"epoch {report.epoch}/{report.epochs} {text} {report.seconds:.1f}s",
                 file=sys.stderr,
             )
-        bar.clear()
+        self.bar = None
 
-    t0 = time.perf_counter()
-    result = train_model(
-        raw,
-        config,
-        test_data=test,
-        options=options,
-        on_epoch=on_epoch,
-        on_batch=on_batch,
-        checkpoint_dir=args.out,
-        resume=args.resume,
-    )
-    if bar:
-        bar[0].close("stopped")
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close("stopped")
+            self.bar = None
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    import torch
+
+    from ptychodus_pinn_torch.engine.reporting import plot_loss, summarize
+    from ptychodus_pinn_torch.engine.run import load_scan, run_training
+
+    if os.environ.get("OMP_NUM_THREADS") is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        torch.set_num_threads(1)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    raw = load_scan(args.train)
+    config = build_configs(args, raw)
+    if args.gridsize > 1 and args.n_groups > raw.n_positions and not args.enable_oversampling:
+        raise ValueError(
+            f"--n-groups {args.n_groups} asks for more groups than the {raw.n_positions} scan "
+            f"points of {args.train} at --gridsize {args.gridsize}; pass --n-groups "
+            f"{raw.n_positions} (or fewer), or --enable-oversampling to draw K-choose-C "
+            f"combinations of neighbours"
+        )
+    progress = _Progress(bar=main_rank and not args.no_progress)
+    callbacks = TrainCallbacks(on_epoch=(progress.on_epoch,), on_batch=(progress.on_batch,))
+    run_ = run_training(raw, config, args.out, test=args.test, resume=args.resume,
+                        callbacks=callbacks)
+    progress.close()
+    result = run_.result
     if not main_rank:
         return 0
-    if not result.history:
+    if run_.archive is None or run_.history is None:
         raise ValueError(
             "no epoch finished, so there is no trained model to keep; "
             + (result.stopped or "check the data")
         )
-    archive = save_archive(args.out / "wts.h5.zip", result.bundle)
-    write_history(
-        args.out / "history.json",
-        result.history,
-        stopped=result.stopped,
-        test_loss=result.test_loss,
-        device=result.device,
-        seconds=time.perf_counter() - t0,
-        nphotons=config.nphotons,
-        N=config.model.N,
-        gridsize=config.model.gridsize,
-    )
     plot_loss(args.out / "loss.png", result.history)
     summary = summarize(result.history)
     if result.stopped:
@@ -241,8 +229,8 @@ def run(args: argparse.Namespace) -> int:
     test_text = "" if result.test_loss is None else f", test loss {result.test_loss:.6g}"
     print(
         f"trained {summary['epochs_run']} epoch(s) on {result.device} in "
-        f"{time.perf_counter() - t0:.1f}s: loss {summary['first_loss']:.6g} -> "
-        f"{summary['last_loss']:.6g}{test_text}; wrote {archive}, "
-        f"{args.out / 'history.json'}, {args.out / 'loss.png'}"
+        f"{run_.seconds:.1f}s: loss {summary['first_loss']:.6g} -> "
+        f"{summary['last_loss']:.6g}{test_text}; wrote {run_.archive}, "
+        f"{run_.history}, {args.out / 'loss.png'}"
     )
     return 0

@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-#: accepted ``TrainingConfig.torch_loss_mode`` values (spec and PyTorch configs alike).
-TORCH_LOSS_MODES: tuple[str, ...] = ("poisson", "mae")
+# the choice constants live in config.choices; imported (and so re-exported) here for the
+# modules that take them from checks
+from ptychodus_pinn_torch.config.choices import ARCHITECTURES, OUTPUT_MODES, TORCH_LOSS_MODES
 
-#: generator names (``model.generators.REGISTRY`` builds them; upstream HEAD also has 'ffno',
-#: 'fno_vanilla', 'neuralop_uno') and their output modes, for the spec and PyTorch ModelConfigs.
-ARCHITECTURES: tuple[str, ...] = ("cnn", "unet", "fno")
-OUTPUT_MODES: tuple[str, ...] = ("amp_phase", "real_imag")
+__all__ = [
+    "ARCHITECTURES", "OUTPUT_MODES", "TORCH_LOSS_MODES", "as_optional_path", "check_bool",
+    "check_choice", "check_int", "check_number", "check_torch_loss_mode",
+]
 
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> None:
     """Raise ValueError unless ``value`` is one of ``choices``."""

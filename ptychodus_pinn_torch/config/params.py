@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ptychodus_pinn_torch.config.checks import (
-    ARCHITECTURES,
-    OUTPUT_MODES,
     as_optional_path,
     check_bool,
     check_choice,
@@ -29,13 +27,9 @@ from ptychodus_pinn_torch.config.checks import (
     check_number,
     check_torch_loss_mode,
 )
-from ptychodus_pinn_torch.config.checks import (
-    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
-)
+from ptychodus_pinn_torch.config.choices import ARCHITECTURES, OUTPUT_MODES, PT_AMP_ACTIVATIONS
 
 MODES: tuple[str, ...] = ("Unsupervised", "Supervised")
-#: activations the PyTorch model accepts (the bridge maps silu/SiLU to the TF name swish).
-PT_AMP_ACTIVATIONS: tuple[str, ...] = ("silu", "SiLU", "sigmoid", "swish", "softplus", "relu")
 NEIGHBOR_FUNCTIONS: tuple[str, ...] = ("Nearest", "Min_dist", "4_quadrant")
 SCAN_PATTERNS: tuple[str, ...] = ("Isotropic", "Rectangular")
 NORMALIZE_MODES: tuple[str, ...] = ("Group", "Batch")

@@ -18,15 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ptychodus_pinn_torch.config.checks import (
-    ARCHITECTURES as ARCHITECTURES,  # re-exported: the accepted ModelConfig.architecture values
-)
-from ptychodus_pinn_torch.config.checks import (
-    OUTPUT_MODES as OUTPUT_MODES,  # re-exported: the accepted *_output_mode values
-)
-from ptychodus_pinn_torch.config.checks import (
-    TORCH_LOSS_MODES as TORCH_LOSS_MODES,  # re-exported for callers of this module
-)
-from ptychodus_pinn_torch.config.checks import (
     as_optional_path,
     check_bool,
     check_choice,
@@ -34,22 +25,23 @@ from ptychodus_pinn_torch.config.checks import (
     check_number,
     check_torch_loss_mode,
 )
+from ptychodus_pinn_torch.config.choices import (
+    AMP_ACTIVATIONS,
+    ARCHITECTURES,
+    ARCHIVE_NAME,
+    BACKENDS,
+    GRADIENT_CLIP_ALGORITHMS,
+    MODEL_TYPES,
+    N_VALUES,
+    OPTIMIZERS,
+    OUTPUT_MODES,
+    SCHEDULERS,
+    TORCH_LOSS_MODES,
+    UPSTREAM_ONLY_ARCHITECTURES,
+)
 
-#: accepted ``ModelConfig.N`` values upstream (a Literal, not enforced at runtime upstream).
-N_VALUES: tuple[int, ...] = (64, 128, 256)
-MODEL_TYPES: tuple[str, ...] = ("pinn", "supervised")
-AMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "swish", "softplus", "relu")
-#: upstream HEAD accepts 'cnn', 'ffno', 'fno', 'fno_vanilla', 'neuralop_uno'; ARCHITECTURES here
-#: is 'cnn', 'fno' and our 'unet' (``model.generators.REGISTRY``, specs/MODEL.md MODEL-220).
-UPSTREAM_ONLY_ARCHITECTURES: tuple[str, ...] = ("ffno", "fno_vanilla", "neuralop_uno")
-BACKENDS: tuple[str, ...] = ("tensorflow", "pytorch")
-GRADIENT_CLIP_ALGORITHMS: tuple[str, ...] = ("norm", "value", "agc")
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
-SCHEDULERS: tuple[str, ...] = ("Default", "Exponential", "WarmupCosine", "ReduceLROnPlateau")
 #: ``TrainingConfig.n_groups`` when neither ``n_groups`` nor ``n_images`` is given.
 DEFAULT_TRAINING_N_GROUPS = 512
-#: name of the model archive inside a model directory.
-ARCHIVE_NAME = "wts.h5.zip"
 
 
 @dataclass(frozen=True)
@@ -353,3 +345,14 @@ def validate_inference_config(config: InferenceConfig, *, check_files: bool = Tr
             + ", ".join(str(c) for c in candidates[1:])
             + "); InferenceConfig.model_path must name a model directory or its wts.h5.zip"
         )
+
+
+__all__ = [
+    # the choice constants live in config.choices; re-exported here for existing callers
+    "AMP_ACTIVATIONS", "ARCHITECTURES", "ARCHIVE_NAME", "BACKENDS", "DEFAULT_TRAINING_N_GROUPS",
+    "GRADIENT_CLIP_ALGORITHMS", "MODEL_TYPES", "N_VALUES", "OPTIMIZERS", "OUTPUT_MODES",
+    "SCHEDULERS", "TORCH_LOSS_MODES", "UPSTREAM_ONLY_ARCHITECTURES",
+    "InferenceConfig", "ModelConfig", "SpecConfig", "TrainingConfig", "field_names",
+    "model_path_candidates", "validate_inference_config", "validate_model_config",
+    "validate_training_config",
+]

@@ -13,30 +13,26 @@ import numpy as np
 import pytest
 import torch
 
-from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+from ptychodus_pinn_torch.config.engine import EngineConfig
+from ptychodus_pinn_torch.conformance.helpers import tiny_engine, tiny_scan, tiny_training
 from ptychodus_pinn_torch.data import RawData
-from ptychodus_pinn_torch.data.simulate import simulate_scan
-from ptychodus_pinn_torch.engine.losses import LossWeights, compute_loss
-from ptychodus_pinn_torch.engine.training import (
-    EpochReport,
-    TrainOptions,
-    _EarlyStopping,
-    make_scheduler,
-    train_model,
-)
-
-CPU = TrainOptions(device="cpu", early_stop_patience=None)
+from ptychodus_pinn_torch.engine.events import EpochReport, TrainCallbacks
+from ptychodus_pinn_torch.engine.losses import compute_loss
+from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_scheduler
+from ptychodus_pinn_torch.engine.training import train_model
 
 
-def _config(epochs: int = 2, model_type: str = "pinn", **kw: Any) -> TrainingConfig:
-    fields = {"batch_size": 4, "nepochs": epochs, "nphotons": 1e6, "n_groups": 16, **kw}
-    return TrainingConfig(model=ModelConfig(N=64, n_filters_scale=1, model_type=model_type),
-                          **fields)
+def _config(epochs: int = 2, model_type: str = "pinn", **kw: Any) -> EngineConfig:
+    return tiny_engine(epochs, model_type, **kw)
+
+
+def _on_epoch(fn: Any) -> TrainCallbacks:
+    return TrainCallbacks(on_epoch=(fn,))
 
 
 @pytest.fixture(scope="module")
 def scan() -> RawData:
-    return simulate_scan(object_shape=(96, 96), seed=5, overlap=0.5, nphotons=1e6)
+    return tiny_scan()
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +40,34 @@ def two_epochs(scan: RawData, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """A 2-epoch run with a checkpoint folder, shared by several rules."""
     folder = tmp_path_factory.mktemp("eng")
     seen: list[EpochReport] = []
-    res = train_model(scan, _config(2), options=CPU, checkpoint_dir=folder, on_epoch=seen.append)
+    res = train_model(scan, _config(2), checkpoint_dir=folder, callbacks=_on_epoch(seen.append))
     return {"result": res, "folder": folder, "seen": seen}
 
 
 @pytest.mark.spec("ENG-001")
 def test_fit_defaults_match_upstream() -> None:
-    o = TrainOptions()
-    assert (o.learning_rate, o.validation_fraction, o.plateau_factor, o.plateau_patience,
-            o.min_lr, o.early_stop_patience) == (1e-3, 0.05, 0.5, 2, 1e-4, 3)
+    from ptychodus_pinn_torch.engine.schedule import make_optimizer
+
+    o = EngineConfig(training=tiny_training())
+    plateau = o.plateau()
+    assert (o.learning_rate, o.validation_fraction, plateau.factor, plateau.patience,
+            plateau.min_lr, plateau.threshold, o.early_stop_patience) == (
+                1e-3, 0.05, 0.5, 2, 1e-4, 1e-4, 3)
     p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=o.learning_rate)
-    sched = make_scheduler(opt, o)
+    opt = make_optimizer([p], o)
+    assert type(opt) is torch.optim.Adam and opt.defaults["betas"] == (0.9, 0.999)
+    assert opt.defaults["weight_decay"] == 0.0
+    sched = make_scheduler(opt, plateau)
     lrs = []
     for loss in [1.0, 0.99995, 1.0, 1.0] + [1.0] * 10:  # 5e-5 < min_delta: no improvement
         sched.step(loss)
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs[:3] == [1e-3] * 3 and lrs[3] == pytest.approx(5e-4)
     assert min(lrs) == pytest.approx(1e-4)
-    es = _EarlyStopping(3)
+    es = EarlyStopping(3)
     assert [es.step(v) for v in (2.0, 1.0, 1.0, 1.0, 1.0)] == [False, False, False, False, True]
-    with pytest.raises(ValueError, match="TrainOptions.validation_fraction"):
-        TrainOptions(validation_fraction=1.5)
+    with pytest.raises(ValueError, match="EngineConfig.validation_fraction"):
+        EngineConfig(training=tiny_training(), validation_fraction=1.5)
 
 
 @pytest.mark.spec("ENG-002")
@@ -81,7 +83,7 @@ def test_pinn_loss_is_the_weighted_sum_of_upstream_terms(scan: RawData) -> None:
     x = torch.from_numpy((x_full * s).astype(np.float32))[:, None]
     with torch.no_grad():
         out = model(x, torch.zeros(4, 1, 2))
-        loss, terms = compute_loss(out, x, None, LossWeights.from_config(cfg), supervised=False)
+        loss, terms = compute_loss(out, x, None, cfg.loss_weights(), supervised=False)
     a = out.pred_amp.numpy().astype(np.float64)
     y = x.numpy().astype(np.float64)
     nll = np.mean(a**2 - y**2 * np.log(np.maximum(a**2, 1e-12)))
@@ -93,20 +95,19 @@ def test_pinn_loss_is_the_weighted_sum_of_upstream_terms(scan: RawData) -> None:
 
 @pytest.mark.spec("ENG-003")
 def test_supervised_mode_learns_from_labels(scan: RawData) -> None:
-    res = train_model(scan, _config(4, model_type="supervised"),
-                      options=TrainOptions(device="cpu", learning_rate=3e-3,
-                                           early_stop_patience=None))
+    res = train_model(scan, _config(4, model_type="supervised",
+                                    engine={"learning_rate": 3e-3}))
     losses = [h.train_loss for h in res.history]
     assert set(res.history[0].terms) == {"amp_mae", "phase_mae"}
     assert losses[-1] < 0.8 * losses[0]
     bare = RawData(scan.xcoords, scan.ycoords, None, None, scan.diff3d, scan.probeGuess, None)
     with pytest.raises(ValueError, match="needs labels"):
-        train_model(bare, _config(1, model_type="supervised"), options=CPU)
+        train_model(bare, _config(1, model_type="supervised"))
 
 
 @pytest.mark.spec("ENG-004")
 def test_seeded_cpu_training_is_deterministic(scan: RawData, two_epochs: dict) -> None:
-    again = train_model(scan, _config(2), options=CPU)
+    again = train_model(scan, _config(2))
     first = two_epochs["result"]
     assert [h.train_loss for h in again.history] == [h.train_loss for h in first.history]
     for k, v in first.bundle.model.state_dict().items():
@@ -121,18 +122,17 @@ def test_checkpoint_is_atomic_and_resume_equals_uninterrupted(
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"]  # no temp leftovers
     state = torch.load(folder / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and len(state["history"]) == 2
-    train_model(scan, _config(1), options=CPU, checkpoint_dir=tmp_path)
-    resumed = train_model(scan, _config(2), options=CPU, checkpoint_dir=tmp_path, resume=True)
+    train_model(scan, _config(1), checkpoint_dir=tmp_path)
+    resumed = train_model(scan, _config(2), checkpoint_dir=tmp_path, resume=True)
     full = two_epochs["result"]
     np.testing.assert_allclose([h.train_loss for h in resumed.history],
                                [h.train_loss for h in full.history], rtol=1e-5)
     for k, v in full.bundle.model.state_dict().items():
         torch.testing.assert_close(resumed.bundle.model.state_dict()[k], v, rtol=1e-5,
                                    atol=1e-6, msg=k)
-    other = TrainingConfig(model=ModelConfig(N=64, n_filters_scale=2), batch_size=4, nepochs=3,
-                           nphotons=1e6, n_groups=16)
+    other = _config(3, model={"n_filters_scale": 2})
     with pytest.raises(ValueError, match="n_filters_scale"):
-        train_model(scan, other, options=CPU, checkpoint_dir=tmp_path, resume=True)
+        train_model(scan, other, checkpoint_dir=tmp_path, resume=True)
 
 
 @pytest.mark.spec("ENG-006")
@@ -146,23 +146,21 @@ def test_stop_ends_within_a_batch_and_keeps_the_last_finished_epoch(
         return len(seen) == 1  # first poll of epoch 2
 
     seen: list[EpochReport] = []
-    res = train_model(scan, _config(5), options=CPU, should_stop=should_stop,
-                      checkpoint_dir=tmp_path, on_epoch=seen.append)
+    res = train_model(scan, _config(5), checkpoint_dir=tmp_path,
+                      callbacks=TrainCallbacks(on_epoch=(seen.append,), should_stop=should_stop))
     assert res.stopped == "stopped by request during epoch 2; kept the weights of epoch 1"
     assert len(res.history) == 1
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
     # epoch 1 had 4 batches (15 training groups / 4), each polled twice; stop at the next poll
     assert polls["n"] == 2 * 4 + 1
-    one = train_model(scan, _config(1), options=CPU)
+    one = train_model(scan, _config(1))
     for k, v in one.bundle.model.state_dict().items():
         assert torch.equal(res.bundle.model.state_dict()[k], v), k
 
 
 @pytest.mark.spec("ENG-007")
 def test_non_finite_loss_stops_with_message_and_last_good_weights(scan: RawData) -> None:
-    res = train_model(scan, _config(3),
-                      options=TrainOptions(device="cpu", learning_rate=1e30,
-                                           early_stop_patience=None))
+    res = train_model(scan, _config(3, engine={"learning_rate": 1e30}))
     assert res.stopped is not None and res.stopped.startswith("non-finite loss at epoch 1")
     assert "lower learning rate" in res.stopped and res.history == []
     torch.manual_seed(0)
@@ -210,10 +208,10 @@ def _ddp_worker(rank: int, world: int, port: int, folder: str) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    scan = simulate_scan(object_shape=(96, 96), seed=5, overlap=0.5, nphotons=1e6)
+    scan = tiny_scan()
     seen: list[int] = []
-    res = train_model(scan, _config(1), options=CPU, checkpoint_dir=Path(folder) / "ckpt",
-                      on_epoch=lambda r: seen.append(r.epoch))
+    res = train_model(scan, _config(1), checkpoint_dir=Path(folder) / "ckpt",
+                      callbacks=_on_epoch(lambda r: seen.append(r.epoch)))
     torch.save({"state": res.bundle.model.state_dict(), "seen": seen,
                 "losses": [h.train_loss for h in res.history],
                 "group_left": torch.distributed.is_initialized()},

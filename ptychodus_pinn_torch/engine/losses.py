@@ -7,37 +7,12 @@ Supervised: ``amp_weight*MAE(|O|, |Y|) + phase_weight*MAE(wrap(∠O − ∠Y))``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ptychodus_pinn_torch.config.engine import LossWeights
 from ptychodus_pinn_torch.physics import centre_mask, mae, poisson_nll, realspace_loss, translate
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the loss terms (TrainingConfig fields plus the supervised pair)."""
-
-    nll: float = 1.0
-    mae: float = 0.0
-    realspace: float = 0.0
-    realspace_mae: float = 0.0
-    tv: float = 0.0
-    amp: float = 1.0
-    phase: float = 1.0
-    probe_big: bool = True
-
-    @classmethod
-    def from_config(cls, config: Any) -> LossWeights:
-        return cls(
-            nll=float(config.nll_weight),
-            mae=float(config.mae_weight),
-            realspace=float(config.realspace_weight),
-            realspace_mae=float(getattr(config, "realspace_mae_weight", 0.0)),
-            tv=float(getattr(config, "tv_weight", 0.0)),
-            probe_big=bool(config.model.probe_big),
-        )
 
 
 def wrapped_phase_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -116,3 +91,6 @@ def compute_loss(
         raise ValueError("all loss weights are 0; set nll_weight=1 (upstream default)")
     total = sum(terms.values(), start=x_scaled.new_zeros(()))
     return total, terms
+
+
+__all__ = ["LossWeights", "compute_loss", "supervised_loss", "wrapped_phase_difference"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from ptychodus_pinn_torch.host.settings import PARAMETERS, parameters_of_group
 
-__all__ = ["build_model_config", "build_train_options", "build_training_config",
+__all__ = ["build_engine_config", "build_model_config", "build_training_config",
            "pytorch_configs", "setting_name"]
 
 _MODEL_FIELDS = tuple(p.spec_field for p in parameters_of_group("model"))
@@ -86,13 +86,17 @@ def pytorch_configs(training_config: Any) -> Any:
     return from_spec(training_config.model, training_config)
 
 
-def build_train_options(values: dict[str, dict[str, Any]]) -> Any:
-    """Engine ``TrainOptions`` from the execution group (device, learning rate, seed)."""
-    from ptychodus_pinn_torch.engine.training import TrainOptions
+def build_engine_config(values: dict[str, dict[str, Any]], *, N: int, model_type: str,  # noqa: N803
+                        output_dir: Path) -> Any:
+    """The engine's ``EngineConfig``: the spec TrainingConfig of :func:`build_training_config`
+    plus the execution group (device, learning rate, seed). Raises ValueError naming the
+    ptychodus setting to change."""
+    from ptychodus_pinn_torch.config.engine import EngineConfig
 
+    training = build_training_config(values, N=N, model_type=model_type, output_dir=output_dir)
     execution = values["execution"]
     try:
-        return TrainOptions(learning_rate=float(execution["learning_rate"]),
+        return EngineConfig(training=training, learning_rate=float(execution["learning_rate"]),
                             seed=int(execution["seed"]), device=str(execution["device"]))
     except ValueError as exc:
         raise _with_setting_hint(exc, "execution", ("learning_rate", "seed", "device")) from None

@@ -23,41 +23,37 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
     ``model_type`` (``"pinn"``/``"supervised"``), ``values`` (``PINNTorchSettings.spec_values()``),
     ``num_threads`` (or None).
     Emits ``("epoch", EpochReport.to_dict())`` after every epoch; polls Stop before every batch.
-    Returns ``{"archive": path, "stopped": reason or None, "history": [...], "device": str}``.
+    Runs the one training pipeline (:func:`ptychodus_pinn_torch.engine.run.run_training`):
+    ``output_dir/history.json`` and ``output_dir/checkpoints/checkpoint.pt`` as every training.
+    Returns ``{"archive": path or None (no epoch finished), "stopped": reason or None,
+    "history": [...], "device": str}``.
     """
     import torch
 
-    from ptychodus_pinn_torch.data import RawData
-    from ptychodus_pinn_torch.engine.archive import save_archive
-    from ptychodus_pinn_torch.engine.reporting import write_history
-    from ptychodus_pinn_torch.engine.training import train_model
-    from ptychodus_pinn_torch.host.configs import build_train_options, build_training_config
+    from ptychodus_pinn_torch.engine.events import TrainCallbacks
+    from ptychodus_pinn_torch.engine.run import load_scan, run_training
+    from ptychodus_pinn_torch.host.configs import build_engine_config
 
     if payload.get("num_threads"):
         torch.set_num_threads(int(payload["num_threads"]))
     output_dir = Path(payload["output_dir"])
-    output_dir.mkdir(parents=True, exist_ok=True)
-    train_data = RawData.from_file(payload["train_file"])
-    test_data = RawData.from_file(payload["test_file"]) if payload.get("test_file") else None
+    train_data = load_scan(payload["train_file"])
     n = train_data.N
-    config = build_training_config(payload["values"], N=n, model_type=payload["model_type"],
-                                   output_dir=output_dir)
-    options = build_train_options(payload["values"])
+    config = build_engine_config(payload["values"], N=n, model_type=payload["model_type"],
+                                 output_dir=output_dir)
     logger.info("training %s on %d patterns of %dx%d (%s), %d epochs", payload["model_type"],
-                train_data.n_positions, n, n, payload["train_file"], config.nepochs)
-    result = train_model(
-        train_data, config, test_data=test_data, options=options,
-        on_epoch=lambda report: channel.emit("epoch", report.to_dict()),
+                train_data.n_positions, n, n, payload["train_file"], config.epochs)
+    callbacks = TrainCallbacks(
+        on_epoch=(lambda report: channel.emit("epoch", report.to_dict()),),
         should_stop=channel.should_stop,
-        checkpoint_dir=output_dir / "checkpoints",
     )
-    archive = save_archive(Path(payload["archive_file"]), result.bundle)
-    history = [r.to_dict() for r in result.history]
-    # the same history.json as `pinn-torch train` (atomic, non-finite values as null)
-    write_history(output_dir / "history.json", result.history, stopped=result.stopped,
-                  test_loss=result.test_loss, device=str(result.device))
+    run = run_training(train_data, config, output_dir, test=payload.get("test_file") or None,
+                       callbacks=callbacks, archive_path=Path(payload["archive_file"]))
+    result = run.result
     if result.stopped:
         logger.warning("training ended early: %s", result.stopped)
-    logger.info("model saved to %s", archive)
-    return {"archive": str(archive), "stopped": result.stopped, "history": history,
+    if run.archive is not None:
+        logger.info("model saved to %s", run.archive)
+    return {"archive": None if run.archive is None else str(run.archive),
+            "stopped": result.stopped, "history": [r.to_dict() for r in result.history],
             "device": str(result.device)}

@@ -226,9 +226,9 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 logger.info("%s: training worker stopped after %.2f s", self._name,
                             self.last_stop_latency_s)
             self.last_train_result = run.result
-            if run.result is not None and run.result.get("archive"):
-                if run.result.get("history"):
+            if run.result is not None:
+                if run.result.get("archive") and run.result.get("history"):
                     self.load_model_from_file(Path(run.result["archive"]))
-                else:  # stopped before the first epoch ended: the weights are untrained
+                else:  # stopped before the first epoch ended: nothing was trained or saved
                     logger.warning("%s: training stopped before its first epoch finished; "
                                    "no model was loaded", self._name)

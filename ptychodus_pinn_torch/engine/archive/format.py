@@ -30,9 +30,8 @@ import torch
 from torch import nn
 
 from ptychodus_pinn_torch.config import spec
+from ptychodus_pinn_torch.config.choices import ARCHIVE_NAME
 
-#: File name of the archive inside a model folder (as upstream's ``{h5_path}.zip``).
-ARCHIVE_NAME = "wts.h5.zip"
 #: Value of the manifest's ``backend`` key.
 BACKEND = "pytorch"
 #: Value of the manifest's ``format`` key.

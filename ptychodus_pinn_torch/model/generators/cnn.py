@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ptychodus_pinn_torch.config.choices import AMP_ACTIVATIONS, N_VALUES
 from ptychodus_pinn_torch.model.generators.attention import AttentionSwitches, attention_layers
 from ptychodus_pinn_torch.model.generators.base import (
     GeneratorSettings,
@@ -41,8 +42,7 @@ from ptychodus_pinn_torch.model.generators.base import (
 )
 from ptychodus_pinn_torch.physics import centre_mask
 
-SUPPORTED_N: tuple[int, ...] = (64, 128, 256)
-AMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "swish", "softplus", "relu")
+SUPPORTED_N: tuple[int, ...] = N_VALUES
 #: Accepted spelling aliases of ``AMP_ACTIVATIONS`` (torch's name for swish).
 ACTIVATION_ALIASES: dict[str, str] = {"silu": "swish"}
 #: Number of decoder channels routed to the border branch of ``create_decoder_last`` (upstream

@@ -1,0 +1,221 @@
+"""The one configuration the training engine takes: :class:`EngineConfig`.
+
+It holds the spec :class:`~ptychodus_pinn_torch.config.spec.TrainingConfig` (the model, the
+data sampling, the loss weights, the optimizer and schedule fields) and the run settings the
+spec has no place for (learning rate, validation split, early stopping, seed, device, ...).
+Everything the engine reads is derived here, in one place: :func:`plateau_settings` (the
+learning-rate schedule) and :func:`EngineConfig.loss_weights` (the loss terms).
+
+The TF-style spec, the PyTorch dataclasses and the legacy dict are translators around it
+(``config.bridge``, ``config.legacy``). Upstream's Keras fit settings are the defaults
+(specs/ENGINE.md ENG-001). Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptychodus_pinn_torch.config.checks import check_bool, check_choice, check_int, check_number
+from ptychodus_pinn_torch.config.choices import MODEL_TYPES
+from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+
+#: Keras ``ReduceLROnPlateau(val_loss, factor 0.5, patience 2, min_lr 1e-4, min_delta 1e-4)``:
+#: what ``TrainingConfig.scheduler = 'Default'`` means here (upstream TF's fit, reference §5.1).
+KERAS_PLATEAU_FACTOR = 0.5
+KERAS_PLATEAU_PATIENCE = 2
+KERAS_MIN_LR = 1e-4
+KERAS_MIN_DELTA = 1e-4
+
+
+@dataclass(frozen=True)
+class PlateauSettings:
+    """ReduceLROnPlateau in torch terms: multiply the lr by ``factor`` after ``patience`` epochs
+    without an (absolute) improvement larger than ``threshold``, never below ``min_lr``."""
+
+    factor: float
+    patience: int
+    min_lr: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The weights of the loss terms the engine sums (specs/ENGINE.md ENG-002, ENG-003).
+
+    nll, mae, realspace, realspace_mae: the spec TrainingConfig weights; tv: the total-variation
+    weight inside the real-space term; amp, phase: the supervised amplitude and phase MAE
+    weights; probe_big: the model's ``probe_big`` (the real-space and supervised terms compare
+    only the centre N/2 square without it).
+    """
+
+    nll: float = 1.0
+    mae: float = 0.0
+    realspace: float = 0.0
+    realspace_mae: float = 0.0
+    tv: float = 0.0
+    amp: float = 1.0
+    phase: float = 1.0
+    probe_big: bool = True
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the training engine reads.
+
+    training: the spec ``TrainingConfig`` (nested ``model``): batch size per process, epochs,
+        loss weights, nphotons, grouping, optimizer and schedule fields.
+    learning_rate: optimizer step size (upstream 1e-3).
+    validation_fraction: share of the groups held out for ``val_loss`` (Keras
+        ``validation_split=0.05``); 0 disables validation (the plateau then watches the train
+        loss).
+    early_stop_patience: epochs without train-loss improvement before stopping (Keras
+        EarlyStopping(loss, patience 3, min_delta 0)); None disables.
+    seed: seeds weights, grouping, the split and the shuffling (deterministic on CPU).
+    device: "auto" (CUDA when available), "cpu", "cuda", "cuda:K", "mps".
+    channels_last: run convolutions in channels-last memory format.
+    bf16: bfloat16 autocast of the network on CUDA (losses stay float32).
+    checkpoint_every: write the checkpoint every this many epochs (and at the end).
+    shuffle: shuffle the training groups every epoch.
+    deterministic: ask torch for deterministic algorithms on CUDA (warn-only where none exist).
+    tv_weight: weight of the total-variation term inside the real-space loss (upstream
+        ``params['tv_weight']``; acts only with ``training.realspace_weight > 0``).
+    """
+
+    training: TrainingConfig
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.05
+    early_stop_patience: int | None = 3
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool = False
+    bf16: bool = False
+    checkpoint_every: int = 1
+    shuffle: bool = True
+    deterministic: bool = True
+    tv_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        o = "EngineConfig"
+        if not isinstance(self.training, TrainingConfig):
+            raise ValueError(
+                f"EngineConfig.training must be a spec TrainingConfig, got "
+                f"{type(self.training).__name__}; build it as "
+                "EngineConfig(training=TrainingConfig(model=ModelConfig(...)))"
+            )
+        check_number(o, "learning_rate", self.learning_rate, positive=True)
+        check_number(o, "validation_fraction", self.validation_fraction, non_negative=True)
+        if not self.validation_fraction < 1.0:
+            raise ValueError(
+                f"EngineConfig.validation_fraction={self.validation_fraction!r} must lie in [0, 1)"
+            )
+        check_int(o, "early_stop_patience", self.early_stop_patience, minimum=1, optional=True)
+        check_int(o, "seed", self.seed, minimum=0)
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(
+                f"EngineConfig.device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:K' "
+                "or 'mps'"
+            )
+        for name in ("channels_last", "bf16", "shuffle", "deterministic"):
+            check_bool(o, name, getattr(self, name))
+        check_int(o, "checkpoint_every", self.checkpoint_every, minimum=1)
+        check_number(o, "tv_weight", self.tv_weight, non_negative=True)
+        _check_training(self.training)
+        if self.plateau().min_lr > self.learning_rate:
+            raise ValueError(
+                f"the plateau's min_lr={self.plateau().min_lr!r} exceeds "
+                f"EngineConfig.learning_rate={self.learning_rate!r}; raise the learning rate or "
+                "lower TrainingConfig.plateau_min_lr (with scheduler='ReduceLROnPlateau')"
+            )
+
+    @property
+    def model(self) -> ModelConfig:
+        """The spec ``ModelConfig`` the network is built from (``training.model``)."""
+        return self.training.model
+
+    @property
+    def epochs(self) -> int:
+        """Planned epochs (``training.nepochs``)."""
+        return int(self.training.nepochs)
+
+    @property
+    def supervised(self) -> bool:
+        """True for ``model_type='supervised'`` (trains on the ``Y`` labels)."""
+        return self.training.model.model_type == "supervised"
+
+    @property
+    def needs_labels(self) -> bool:
+        """True when training reads the ``Y`` labels (supervised, or a real-space term)."""
+        return self.supervised or self.training.realspace_weight > 0
+
+    def loss_weights(self) -> LossWeights:
+        """The loss-term weights of this configuration (the one place they are derived)."""
+        t = self.training
+        return LossWeights(
+            nll=float(t.nll_weight),
+            mae=float(t.mae_weight),
+            realspace=float(t.realspace_weight),
+            realspace_mae=float(t.realspace_mae_weight),
+            tv=float(self.tv_weight),
+            probe_big=bool(t.model.probe_big),
+        )
+
+    def plateau(self) -> PlateauSettings:
+        """The learning-rate plateau schedule (see :func:`plateau_settings`)."""
+        return plateau_settings(self.training)
+
+
+def plateau_settings(training: TrainingConfig) -> PlateauSettings:
+    """The ReduceLROnPlateau settings of ``training``.
+
+    ``scheduler='Default'``: upstream TF's Keras recipe (factor 0.5, patience 2, min_lr 1e-4,
+    min_delta 1e-4). ``scheduler='ReduceLROnPlateau'``: the spec's ``plateau_factor``,
+    ``plateau_patience``, ``plateau_min_lr``, ``plateau_threshold`` (upstream HEAD's PyTorch
+    recipe). Other schedulers raise ValueError naming ``TrainingConfig.scheduler``.
+    """
+    if training.scheduler == "Default":
+        return PlateauSettings(KERAS_PLATEAU_FACTOR, KERAS_PLATEAU_PATIENCE, KERAS_MIN_LR,
+                               KERAS_MIN_DELTA)
+    if training.scheduler == "ReduceLROnPlateau":
+        return PlateauSettings(float(training.plateau_factor), int(training.plateau_patience),
+                               float(training.plateau_min_lr), float(training.plateau_threshold))
+    raise ValueError(
+        f"TrainingConfig.scheduler={training.scheduler!r} is not supported by this engine; "
+        "use 'Default' (upstream TF's Keras plateau) or 'ReduceLROnPlateau'"
+    )
+
+
+def _check_training(config: TrainingConfig) -> None:
+    """The TrainingConfig fields the engine relies on, with errors naming the field."""
+    o = "TrainingConfig"
+    check_int(o, "batch_size", config.batch_size, minimum=1)
+    check_int(o, "nepochs", config.nepochs, minimum=1)
+    check_choice("ModelConfig", "model_type", config.model.model_type, MODEL_TYPES)
+    for name in ("mae_weight", "nll_weight", "realspace_weight", "realspace_mae_weight"):
+        check_number(o, name, getattr(config, name), non_negative=True)
+    check_number(o, "nphotons", config.nphotons, positive=True)
+    if (
+        config.model.model_type == "pinn"
+        and (config.mae_weight + config.nll_weight + config.realspace_weight) <= 0
+    ):
+        raise ValueError(
+            "TrainingConfig loss weights are all 0 (mae_weight, nll_weight, realspace_weight); "
+            "set nll_weight=1 (upstream default) or another weight > 0"
+        )
+    plateau = plateau_settings(config)
+    if not 0.0 < plateau.factor < 1.0:
+        raise ValueError(f"TrainingConfig.plateau_factor={plateau.factor!r} must lie in (0, 1)")
+    check_int(o, "plateau_patience", plateau.patience, minimum=0)
+    check_number(o, "plateau_min_lr", plateau.min_lr, non_negative=True)
+    check_number(o, "plateau_threshold", plateau.threshold, non_negative=True)
+
+
+__all__ = [
+    "KERAS_MIN_DELTA",
+    "KERAS_MIN_LR",
+    "KERAS_PLATEAU_FACTOR",
+    "KERAS_PLATEAU_PATIENCE",
+    "EngineConfig",
+    "LossWeights",
+    "PlateauSettings",
+    "plateau_settings",
+]
