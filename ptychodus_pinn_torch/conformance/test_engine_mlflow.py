@@ -11,14 +11,16 @@ import torch
 
 from ptychodus_pinn_torch.engine import mlflow_tracking as mt
 from ptychodus_pinn_torch.engine.archive import ArchiveError, load_archive, save_archive
+from ptychodus_pinn_torch.engine.events import EpochReport, TrainCallbacks
 from ptychodus_pinn_torch.engine.reporting import plot_loss, write_history
-from ptychodus_pinn_torch.engine.training import EpochReport, TrainOptions, train_model
+from ptychodus_pinn_torch.engine.training import train_model
 
 pytest.importorskip("mlflow")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from ptychodus_pinn_torch.config.engine import EngineConfig
     from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
     from ptychodus_pinn_torch.data.simulate import simulate_scan
 
@@ -37,9 +39,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
     with run:
         run.start({"training": config, "seed": 1})
-        result = train_model(raw, config, options=TrainOptions(device="cpu", seed=1,
-                                                               validation_fraction=0.25),
-                             on_epoch=on_epoch)
+        engine = EngineConfig(training=config, device="cpu", seed=1, validation_fraction=0.25)
+        result = train_model(raw, engine, callbacks=TrainCallbacks(on_epoch=(on_epoch,)))
         out = folder / "out"
         out.mkdir()
         archive = save_archive(out / "wts.h5.zip", result.bundle)
