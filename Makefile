@@ -46,12 +46,12 @@ demo: setup
 	@echo "demo: pictures in $(DEMO_DIR)/loss.png, $(DEMO_DIR)/reconstruction_network.png (network) and $(DEMO_DIR)/reconstruction.png (network + physics refinement)"
 
 test: setup
-	$(BIN)/ruff check ptychodus_pinn_torch tests bench
+	$(BIN)/ruff check ptychodus_pinn_torch tests bench examples
 	$(BIN)/pytest -q -p no:cacheprovider tests
 	$(BIN)/pinn-torch conformance
 
 lint:
-	$(BIN)/ruff check ptychodus_pinn_torch tests bench
+	$(BIN)/ruff check ptychodus_pinn_torch tests bench examples
 
 fixtures: setup
 	$(BIN)/python -m ptychodus_pinn_torch.data.fixtures --out fixtures

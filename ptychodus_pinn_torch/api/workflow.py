@@ -1,0 +1,180 @@
+"""The four calls of the Python API: load a config, train, predict and stitch, simulate.
+
+Each is a thin layer over the engine the CLI uses, so a script gets the same results as
+``pinn-torch train`` / ``reconstruct`` / ``simulate`` with the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ptychodus_pinn_torch.api.configs import apply_overrides, read_config_file
+from ptychodus_pinn_torch.api.model import Model
+
+if TYPE_CHECKING:
+    from ptychodus_pinn_torch.config.spec import TrainingConfig
+    from ptychodus_pinn_torch.data import RawData
+    from ptychodus_pinn_torch.engine.inference import Reconstruction
+    from ptychodus_pinn_torch.engine.training import EpochReport
+
+def _as_data(data: RawData | str | Path, name: str) -> RawData:
+    from ptychodus_pinn_torch.data import RawData
+
+    if isinstance(data, RawData):
+        return data
+    if isinstance(data, str | Path):
+        return RawData.from_file(data)
+    raise ValueError(f"{name} must be a RawData or a scan file path, got {type(data).__name__}")
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | TrainingConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    **more: Any,
+) -> TrainingConfig:
+    """A validated training config from a JSON/YAML file, a mapping or a config, with overrides.
+
+    Args:
+        source: ``.json``/``.yaml`` file, mapping, ``TrainingConfig`` or None (defaults).
+        overrides: ``{"nepochs": 5, "model.gridsize": 2}``; dotted keys reach nested fields.
+        **more: further overrides as keywords (``nepochs=5``).
+
+    Returns:
+        The spec ``TrainingConfig``; unknown fields and invalid values raise ValueError naming
+        them.
+    """
+    from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
+    from ptychodus_pinn_torch.config.spec import TrainingConfig
+
+    if source is None:
+        data: Mapping[str, Any] = {"model": {}}
+    elif isinstance(source, TrainingConfig):
+        data = spec_to_dict(source)
+    elif isinstance(source, Mapping):
+        data = source
+    elif isinstance(source, str | Path):
+        data = read_config_file(source)
+    else:
+        raise ValueError(
+            f"config must be a file path, a mapping or a TrainingConfig, got "
+            f"{type(source).__name__}"
+        )
+    merged = apply_overrides(data, {**(overrides or {}), **more})
+    merged.setdefault("model", {})
+    config = spec_from_dict(merged, "training")
+    assert isinstance(config, TrainingConfig)
+    return config
+
+
+def train(
+    data: RawData | str | Path,
+    config: str | Path | Mapping[str, Any] | TrainingConfig | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    test_data: RawData | str | Path | None = None,
+    out_dir: str | Path | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    **more: Any,
+) -> Model:
+    """Train a model on a scan and return it.
+
+    Args:
+        data: the training scan (``RawData`` or a file any reader accepts).
+        config: see :func:`load_config`; ``model.N`` is taken from the data and ``nphotons``
+            from the data's metadata unless given.
+        test_data: optional scan whose loss is computed after training.
+        out_dir: where checkpoints go (default: none written).
+        overrides: config fields, dotted for nested ones (``{"model.gridsize": 2}``).
+        on_epoch: called with each epoch's report.
+        **more: further overrides as keywords: config fields (``nepochs=5``) and engine options
+            (``learning_rate``, ``seed``, ``device``, ``early_stop_patience``, ...).
+
+    Returns:
+        The trained :class:`Model` (``model.history`` holds the losses).
+    """
+    from ptychodus_pinn_torch.engine.training import TrainOptions, train_model
+
+    raw = _as_data(data, "data")
+    test = None if test_data is None else _as_data(test_data, "test_data")
+    requested = {**(overrides or {}), **more}
+    option_names = {f.name for f in fields(TrainOptions)}
+    option_values = {k: v for k, v in requested.items() if k in option_names}
+    config_values = {k: v for k, v in requested.items() if k not in option_names}
+    base = load_config(config)
+    given = {**config_values}
+    if "model.N" not in given:
+        given["model.N"] = int(raw.N)
+    if "nphotons" not in given and not _explicit_nphotons(config):
+        nphotons = raw.metadata.get("nphotons")
+        if isinstance(nphotons, int | float) and nphotons > 0:
+            given["nphotons"] = float(nphotons)
+    cfg = load_config(base, given)
+    result = train_model(
+        raw,
+        cfg,
+        test_data=test,
+        options=TrainOptions(**option_values),
+        on_epoch=on_epoch,
+        checkpoint_dir=None if out_dir is None else Path(out_dir),
+    )
+    if not result.history:
+        raise ValueError("no epoch finished, so there is no trained model; "
+                         + (result.stopped or "check the data"))
+    return Model(bundle=result.bundle, history=list(result.history), stopped=result.stopped)
+
+
+def _explicit_nphotons(config: object) -> bool:
+    if isinstance(config, Mapping):
+        return "nphotons" in config
+    if isinstance(config, str | Path):
+        return "nphotons" in read_config_file(config)
+    return config is not None  # a TrainingConfig always carries its nphotons
+
+
+def predict_and_stitch(
+    model: Model | str | Path,
+    data: RawData | str | Path,
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+    refine_epochs: int = 0,
+) -> Reconstruction:
+    """Run the network over every scan position and stitch the object on the data's grid.
+
+    Args:
+        model: a :class:`Model` or a model archive path.
+        data: the scan (``RawData`` or a file).
+        batch_size: groups per network call.
+        device: "auto", "cpu", "cuda", ...
+        refine_epochs: passes of physics refinement after the network (0 = off).
+
+    Returns:
+        The engine's ``Reconstruction``: ``.object`` (H, W) complex64 on the grid of the
+        data's ``objectGuess`` (or a grid covering the scan), ``.coverage`` (H, W) float32.
+    """
+    from ptychodus_pinn_torch.engine.inference import reconstruct
+
+    if isinstance(model, str | Path):
+        model = Model.load(model)
+    if not isinstance(model, Model):
+        raise ValueError(f"model must be an api.Model or an archive path, got "
+                         f"{type(model).__name__}")
+    return reconstruct(
+        model.bundle, _as_data(data, "data"), batch_size=batch_size, device=device,
+        refine_epochs=refine_epochs,
+    )
+
+
+def simulate(out: str | Path | None = None, **settings: Any) -> RawData:
+    """Simulate a scan (``data.simulate.simulate_scan``; ``settings`` are its arguments:
+    object_kind, N, object_shape, scan, overlap, nphotons, seed, probe, obj, ...) and, with
+    ``out``, also write it as an NPZ file."""
+    from ptychodus_pinn_torch.data.simulate import simulate_scan
+
+    raw = simulate_scan(**settings)
+    if out is not None:
+        raw.to_file(Path(out))
+    return raw
