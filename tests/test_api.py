@@ -62,7 +62,7 @@ def test_bad_arguments_are_refused(scan) -> None:  # type: ignore[no-untyped-def
         api.train(42, {"nepochs": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="model must be an api.Model"):
         api.predict_and_stitch(object(), scan)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="TrainOptions.learning_rate|learning_rate"):
+    with pytest.raises(ValueError, match="EngineConfig.learning_rate"):
         api.train(scan, {"nepochs": 1}, learning_rate=-1.0)
 
 

@@ -95,12 +95,14 @@ def train(
     Returns:
         The trained :class:`Model` (``model.history`` holds the losses).
     """
-    from ptychodus_pinn_torch.engine.training import TrainOptions, train_model
+    from ptychodus_pinn_torch.config.engine import EngineConfig
+    from ptychodus_pinn_torch.engine.events import TrainCallbacks
+    from ptychodus_pinn_torch.engine.training import train_model
 
     raw = _as_data(data, "data")
     test = None if test_data is None else _as_data(test_data, "test_data")
     requested = {**(overrides or {}), **more}
-    option_names = {f.name for f in fields(TrainOptions)}
+    option_names = {f.name for f in fields(EngineConfig)} - {"training"}
     option_values = {k: v for k, v in requested.items() if k in option_names}
     config_values = {k: v for k, v in requested.items() if k not in option_names}
     base = load_config(config)
@@ -114,10 +116,9 @@ def train(
     cfg = load_config(base, given)
     result = train_model(
         raw,
-        cfg,
+        EngineConfig(training=cfg, **option_values),
         test_data=test,
-        options=TrainOptions(**option_values),
-        on_epoch=on_epoch,
+        callbacks=TrainCallbacks(on_epoch=() if on_epoch is None else (on_epoch,)),
         checkpoint_dir=None if out_dir is None else Path(out_dir),
     )
     if not result.history:
