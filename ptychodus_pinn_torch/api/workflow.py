@@ -79,48 +79,50 @@ def train(
     on_epoch: Callable[[EpochReport], None] | None = None,
     **more: Any,
 ) -> Model:
-    """Train a model on a scan and return it.
+    """Train a model on a scan through the engine's one training pipeline
+    (``engine.run.run_training``, as ``pinn-torch train``) and return it.
 
     Args:
         data: the training scan (``RawData`` or a file any reader accepts).
         config: see :func:`load_config`; ``model.N`` is taken from the data and ``nphotons``
             from the data's metadata unless given.
-        test_data: optional scan whose loss is computed after training.
-        out_dir: where checkpoints go (default: none written).
         overrides: config fields, dotted for nested ones (``{"model.gridsize": 2}``).
+        test_data: optional scan whose loss is computed after training.
+        out_dir: where the pipeline writes ``wts.h5.zip``, ``history.json`` and checkpoints
+            (default: a temporary folder, removed afterwards).
         on_epoch: called with each epoch's report.
-        **more: further overrides as keywords: config fields (``nepochs=5``) and engine options
-            (``learning_rate``, ``seed``, ``device``, ``early_stop_patience``, ...).
+        **more: further overrides as keywords: config fields (``nepochs=5``) and engine run
+            settings (``EngineConfig`` fields: ``learning_rate``, ``seed``, ``device``,
+            ``early_stop_patience``, ``validation_fraction``, ...).
 
     Returns:
         The trained :class:`Model` (``model.history`` holds the losses).
     """
+    import tempfile
+
     from ptychodus_pinn_torch.config.engine import EngineConfig
     from ptychodus_pinn_torch.engine.events import TrainCallbacks
-    from ptychodus_pinn_torch.engine.training import train_model
+    from ptychodus_pinn_torch.engine.run import run_training
 
     raw = _as_data(data, "data")
     test = None if test_data is None else _as_data(test_data, "test_data")
     requested = {**(overrides or {}), **more}
-    option_names = {f.name for f in fields(EngineConfig)} - {"training"}
-    option_values = {k: v for k, v in requested.items() if k in option_names}
-    config_values = {k: v for k, v in requested.items() if k not in option_names}
+    run_names = {f.name for f in fields(EngineConfig)} - {"training"}
+    run_values = {k: v for k, v in requested.items() if k in run_names}
+    given = {k: v for k, v in requested.items() if k not in run_names}
     base = load_config(config)
-    given = {**config_values}
     if "model.N" not in given:
         given["model.N"] = int(raw.N)
     if "nphotons" not in given and not _explicit_nphotons(config):
         nphotons = raw.metadata.get("nphotons")
         if isinstance(nphotons, int | float) and nphotons > 0:
             given["nphotons"] = float(nphotons)
-    cfg = load_config(base, given)
-    result = train_model(
-        raw,
-        EngineConfig(training=cfg, **option_values),
-        test_data=test,
-        callbacks=TrainCallbacks(on_epoch=() if on_epoch is None else (on_epoch,)),
-        checkpoint_dir=None if out_dir is None else Path(out_dir),
-    )
+    engine_config = EngineConfig(training=load_config(base, given), **run_values)
+    callbacks = TrainCallbacks(on_epoch=() if on_epoch is None else (on_epoch,))
+    with tempfile.TemporaryDirectory(prefix="pinn-torch-api-") as scratch:
+        folder = Path(scratch) if out_dir is None else Path(out_dir)
+        run = run_training(raw, engine_config, folder, test=test, callbacks=callbacks)
+    result = run.result
     if not result.history:
         raise ValueError("no epoch finished, so there is no trained model; "
                          + (result.stopped or "check the data"))

@@ -86,3 +86,9 @@ def test_api_train_equals_pinn_torch_train(  # type: ignore[no-untyped-def]
         torch.testing.assert_close(mine[key], theirs[key], rtol=0, atol=0, msg=key)
     history = json.loads((tmp_path / "run" / "history.json").read_text())["epochs"]
     assert [e["train_loss"] for e in history] == pytest.approx(trained.losses, rel=1e-12)
+    again = api.train(scan, {"nepochs": 1, "n_groups": 32, "model": {"n_filters_scale": 1}},
+                      out_dir=tmp_path / "api_run", seed=0, device="cpu",
+                      early_stop_patience=None)
+    assert (tmp_path / "api_run" / "wts.h5.zip").is_file()
+    assert (tmp_path / "api_run" / "history.json").is_file()
+    assert again.losses == trained.losses
