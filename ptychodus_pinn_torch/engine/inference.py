@@ -27,6 +27,11 @@ from ptychodus_pinn_torch.engine.refine import (
     RefineReport,
     refine_object,
 )
+from ptychodus_pinn_torch.engine.result_checks import (
+    check_canvas_budget,
+    check_positions_reach_grid,
+    check_result,
+)
 
 #: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
 CANVAS_M = 20
@@ -150,8 +155,14 @@ def reconstruct(
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
+
+    Raises:
+        ValueError: before the network runs, an output grid above the memory budget (ENG-120)
+            or positions of which none reaches the ``objectGuess`` grid (ENG-121); after it, an
+            object with non-finite pixels or covering under 1 % of its grid (ENG-122).
     """
     from ptychodus_pinn_torch.stitch import (
+        reassemble_geometry,
         reassemble_position,
         stitch_to_object_grid,
         synchronize_phases,
@@ -169,6 +180,20 @@ def reconstruct(
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"neighbor_count must be an integer >= 1, got {neighbor_count!r}")
     groups = group_for_inference(data, N=n, gridsize=gridsize, neighbor_count=k)
+    centres = groups.centres
+    x, y = centres[:, 0], centres[:, 1]
+    obj_guess = getattr(data, "objectGuess", None)
+    if obj_guess is not None:
+        shape = tuple(np.asarray(obj_guess).shape)
+        origin = (0.0, 0.0)
+        check_positions_reach_grid(shape, x, y, n)  # ENG-121, before the network runs
+    else:
+        shape, origin = covering_grid(x, y, n)
+        check_canvas_budget(shape, x, y)  # ENG-120
+    if canvas:
+        offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
+        side = reassemble_geometry(offsets, M=min(CANVAS_M, n))[0]
+        check_canvas_budget((side, side), x, y, what="reassemble_position canvas")
     dev = select_device(device)
     model = bundle.model.to(dev)
     scale = float(bundle.intensity_scale)
@@ -176,15 +201,9 @@ def reconstruct(
         model, groups.x * scale, groups.positions, batch_size=batch_size, device=dev
     )
     bundle.model.to("cpu")
-    centres = groups.centres
-    x, y = centres[:, 0], centres[:, 1]
-    obj_guess = getattr(data, "objectGuess", None)
     if obj_guess is not None:
-        shape = tuple(np.asarray(obj_guess).shape)
-        origin = (0.0, 0.0)
         on_grid, note = True, ""
     else:
-        shape, origin = covering_grid(x, y, n)
         on_grid = False
         note = (
             f"data has no objectGuess: object on a {shape[0]}x{shape[1]} grid covering all "
@@ -199,6 +218,8 @@ def reconstruct(
         patches, x - origin[0], y - origin[1], shape, crop=crop, weights=weights
     )
     obj = np.asarray(obj, dtype=np.complex64)
+    coverage = np.asarray(coverage, dtype=np.float32)
+    check_result(obj, coverage)  # ENG-122: no NaN object, no empty grid, exit 0
     network_obj, refinement = None, None
     if refine_epochs:
         network_obj = obj
@@ -213,9 +234,9 @@ def reconstruct(
             on_epoch=on_refine_epoch,
             **(refine_options or RefineOptions()).as_kwargs(),  # type: ignore[arg-type]
         )
+        check_result(np.asarray(obj), coverage)
     result_canvas = None
     if canvas:
-        offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
         result_canvas = np.asarray(
             reassemble_position(patches[..., None], offsets, M=min(CANVAS_M, n)), np.complex64
         )
