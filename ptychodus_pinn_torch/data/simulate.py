@@ -128,12 +128,25 @@ def _propagate(field: np.ndarray, defocus_px2: float) -> np.ndarray:
     return np.fft.ifft2(np.fft.fft2(field) * kernel)
 
 
-def make_probe(kind: ProbeKind = "pinhole", N: int = 64) -> np.ndarray:
+def make_probe(
+    kind: ProbeKind = "pinhole",
+    N: int = 64,
+    *,
+    radius_factor: float = 1.0,
+    defocus_factor: float = 1.0,
+) -> np.ndarray:
     """A realistic probe for patch size ``N``, mostly confined to the central ``N/2`` region.
 
     ``"pinhole"``: a disk aperture of radius ``N/8`` (soft edge) propagated a short Fresnel
     distance (Fresnel fringes inside a ~N/4-wide spot). ``"defocus"``: a Fourier-plane pupil of
     radius ``N/8`` (a focused spot) with a quadratic defocus phase.
+
+    Args:
+        kind: ``"pinhole"`` or ``"defocus"``.
+        N: probe side in pixels.
+        radius_factor: multiplies the aperture (pinhole) or pupil (defocus) radius, in
+            [0.5, 2]; 1 is the standard probe.
+        defocus_factor: multiplies the propagation distance, in [0, 4]; 1 is standard.
 
     Returns:
         ``(N, N)`` complex64, maximum amplitude 1.
@@ -142,17 +155,23 @@ def make_probe(kind: ProbeKind = "pinhole", N: int = 64) -> np.ndarray:
         raise DataError(f"probe kind must be one of {PROBE_KINDS}, got {kind!r}")
     if int(N) != N or N < 8:
         raise DataError(f"N must be an integer >= 8, got {N!r}")
+    if not (np.isfinite(radius_factor) and 0.5 <= radius_factor <= 2.0):
+        raise DataError(f"radius_factor must be in [0.5, 2], got {radius_factor!r}")
+    if not (np.isfinite(defocus_factor) and 0.0 <= defocus_factor <= 4.0):
+        raise DataError(f"defocus_factor must be in [0, 4], got {defocus_factor!r}")
     rows, cols = np.mgrid[0:N, 0:N].astype(np.float64) - N // 2
     radius = np.hypot(rows, cols)
     if kind == "pinhole":
-        r0 = N / 8.0
+        r0 = N / 8.0 * radius_factor
         aperture = np.clip(r0 + 0.5 - radius, 0.0, 1.0)
-        probe = _propagate(aperture.astype(np.complex128), defocus_px2=0.5 * r0 * r0)
+        probe = _propagate(
+            aperture.astype(np.complex128), defocus_px2=0.5 * (N / 8.0) ** 2 * defocus_factor
+        )
     else:
         f_radius = np.hypot(*np.meshgrid(np.fft.fftfreq(N), np.fft.fftfreq(N), indexing="ij"))
-        pupil = (f_radius <= 1.0 / 8.0).astype(np.complex128)
+        pupil = (f_radius <= radius_factor / 8.0).astype(np.complex128)
         focus = np.fft.fftshift(np.fft.ifft2(pupil))
-        probe = _propagate(focus, defocus_px2=float(N))
+        probe = _propagate(focus, defocus_px2=float(N) * defocus_factor)
     probe = probe / np.max(np.abs(probe))
     return probe.astype(np.complex64)
 
@@ -238,6 +257,7 @@ def diffract(
     ycoords: np.ndarray,
     nphotons: float | None,
     rs: np.random.RandomState | None,
+    transmission: np.ndarray | None = None,
 ) -> np.ndarray:
     """Far-field intensities of ``probe * patch`` at each position (PtychoPINN forward model).
 
@@ -248,6 +268,8 @@ def diffract(
         nphotons: target mean total counts per pattern; None keeps the raw scale
             ``fftshift(|fft2(psi)|**2) / N**2``.
         rs: Poisson generator; None returns the noise-free (scaled) intensity.
+        transmission: ``(N, N)`` detector-plane transmission in [0, 1] (a beamstop), applied
+            after the ``nphotons`` scaling and before the Poisson draw; None = 1 everywhere.
 
     Returns:
         ``(M, N, N)`` float64 intensities (Poisson counts when ``rs`` is given).
@@ -258,9 +280,22 @@ def diffract(
     intensity = np.fft.fftshift(np.abs(np.fft.fft2(psi)) ** 2, axes=(-2, -1)) / (N * N)
     if nphotons is not None:
         intensity *= float(nphotons) / float(np.mean(intensity.sum(axis=(1, 2))))
+    if transmission is not None:
+        intensity *= np.asarray(transmission, dtype=np.float64)
     if rs is not None:
         intensity = rs.poisson(intensity).astype(np.float64)
     return intensity
+
+
+def beamstop_mask(N: int, diameter: float) -> np.ndarray:
+    """``(N, N)`` bool: the pixels within ``diameter / 2`` of the pattern centre
+    ``(N//2, N//2)`` (where ``fftshift`` puts zero frequency). ``diameter`` 0 masks nothing."""
+    if not (np.isfinite(diameter) and 0.0 <= diameter < N):
+        raise DataError(
+            f"beamstop diameter must be in [0, N={N}) pixels, got {diameter!r}; e.g. 4"
+        )
+    rows, cols = np.mgrid[0:N, 0:N].astype(np.float64) - N // 2
+    return np.hypot(rows, cols) <= diameter / 2.0 if diameter > 0 else np.zeros((N, N), bool)
 
 
 def simulate_scan(
@@ -273,6 +308,10 @@ def simulate_scan(
     seed: int = 0,
     probe: ProbeKind = "pinhole",
     obj: np.ndarray | None = None,
+    *,
+    probe_guess: np.ndarray | None = None,
+    beamstop_diameter: float = 0.0,
+    beamstop_transmission: float = 0.0,
 ) -> RawData:
     """Simulate one scan and return it as :class:`RawData` (objectGuess = the true object).
 
@@ -287,10 +326,16 @@ def simulate_scan(
         seed: seeds the phantom, the jitter and the Poisson noise.
         probe: ``"pinhole"`` or ``"defocus"``.
         obj: an explicit ``(H, W)`` complex object to scan instead of a generated one.
+        probe_guess: an explicit ``(N, N)`` complex probe instead of ``make_probe(probe, N)``.
+        beamstop_diameter: pixels within this diameter of the pattern centre are blocked
+            (:func:`beamstop_mask`; 0 = no beamstop); they are marked in ``bad_pixels``.
+        beamstop_transmission: intensity transmission of the beamstop in [0, 1] (0 = opaque,
+            the blocked counts are 0); applied before the Poisson draw.
 
     Returns:
-        RawData with ``diff3d = sqrt(counts)`` float32, probe complex64, positions float64 and
-        ``metadata`` holding nphotons, seed and the simulation settings.
+        RawData with ``diff3d = sqrt(counts)`` float32, probe complex64, positions float64,
+        ``bad_pixels`` (N, N) bool with a beamstop (else None), and ``metadata`` holding
+        nphotons, seed and the simulation settings.
     """
     if not np.isfinite(overlap) or not 0.0 <= overlap <= 0.95:
         raise DataError(f"overlap must be in [0, 0.95], got {overlap!r}")
@@ -301,11 +346,22 @@ def simulate_scan(
         obj = np.asarray(obj).astype(np.complex64)
         if obj.ndim != 2:
             raise DataError(f"obj must be a 2-D complex object, got shape {obj.shape}")
-    P = make_probe(probe, N)
+    if not (np.isfinite(beamstop_transmission) and 0.0 <= beamstop_transmission <= 1.0):
+        raise DataError(
+            f"beamstop_transmission must be in [0, 1], got {beamstop_transmission!r}"
+        )
+    stop = beamstop_mask(N, beamstop_diameter)
+    if probe_guess is None:
+        P = make_probe(probe, N)
+    else:
+        P = np.asarray(probe_guess).astype(np.complex64)
+        if P.shape != (N, N):
+            raise DataError(f"probe_guess must be ({N}, {N}) complex, got shape {P.shape}")
     step = probe_diameter(P) * (1.0 - overlap)
     x, y = scan_positions(scan, obj.shape, N, step, seed)
     rs = np.random.RandomState(seed)
-    counts = diffract(obj, P, x, y, nphotons, rs)
+    transmission = np.where(stop, beamstop_transmission, 1.0) if stop.any() else None
+    counts = diffract(obj, P, x, y, nphotons, rs, transmission)
     metadata = {
         "nphotons": float(nphotons),
         "seed": int(seed),
@@ -316,7 +372,11 @@ def simulate_scan(
         "step_px": float(step),
         "generator": "ptychodus_pinn_torch.data.simulate",
     }
-    return RawData.from_coords_without_pc(
-        x, y, np.sqrt(counts).astype(np.float32), P, None, obj,
+    if stop.any():
+        metadata["beamstop_diameter_px"] = float(beamstop_diameter)
+        metadata["beamstop_transmission"] = float(beamstop_transmission)
+    return RawData(
+        x, y, x, y, np.sqrt(counts).astype(np.float32), P, None, obj,
         metadata=metadata, diffraction_kind="amplitude",
+        bad_pixels=stop if stop.any() else None,
     )
