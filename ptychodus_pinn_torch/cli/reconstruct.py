@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "network_object and --png X.png also writes X_network.png",
     )
     parser.add_argument(
+        "--keep-empty-frames", action="store_true",
+        help="refuse a scan with all-zero diffraction frames (default: drop them with a warning "
+        "naming how many and which)",
+    )
+    parser.add_argument(
         "--memory-budget", default=None, metavar="SIZE",
         help="most memory the scan's arrays may take, e.g. 24G (default: half of the machine's "
         "memory, or $PINN_TORCH_MEMORY_BUDGET); a larger scan is refused before it is read",
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_archive(args.model)
     if zipfile.is_zipfile(args.data):  # declared sizes and N before anything is inflated
         check_npz_file(args.data, limits, expected_n=bundle.N)
-    data = RawData.from_file(args.data)
+    data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
         refine_epochs=args.refine_epochs,

@@ -86,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last convolutions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--keep-empty-frames", action="store_true",
+        help="refuse a scan with all-zero diffraction frames (default: drop them with a warning "
+        "naming how many and which)",
+    )
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -194,13 +199,16 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     import torch
 
+    from ptychodus_pinn_torch.data import RawData
     from ptychodus_pinn_torch.engine.reporting import plot_loss, summarize
-    from ptychodus_pinn_torch.engine.run import load_scan, run_training
+    from ptychodus_pinn_torch.engine.run import run_training
 
     if os.environ.get("OMP_NUM_THREADS") is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         torch.set_num_threads(1)
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    raw = load_scan(args.train)
+    drop = not args.keep_empty_frames  # DATA-124: beam-off frames never reach the loss
+    raw = RawData.from_file(args.train, drop_empty_frames=drop)
+    test = None if args.test is None else RawData.from_file(args.test, drop_empty_frames=drop)
     config = build_configs(args, raw)
     if args.gridsize > 1 and args.n_groups > raw.n_positions and not args.enable_oversampling:
         raise ValueError(
@@ -211,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         )
     progress = _Progress(bar=main_rank and not args.no_progress)
     callbacks = TrainCallbacks(on_epoch=(progress.on_epoch,), on_batch=(progress.on_batch,))
-    run_ = run_training(raw, config, args.out, test=args.test, resume=args.resume,
+    run_ = run_training(raw, config, args.out, test=test, resume=args.resume,
                         callbacks=callbacks)
     progress.close()
     result = run_.result

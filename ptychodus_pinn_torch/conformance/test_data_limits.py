@@ -63,3 +63,58 @@ def test_declared_sizes_checked_before_inflating(tmp_path: Path) -> None:
         check_npz_file(scan, DataLimits(memory_budget=big, max_pattern_size=63))
     with pytest.raises(DataError, match="model expects N = 128"):
         check_npz_file(scan, DataLimits(memory_budget=big), expected_n=128)
+
+
+@pytest.mark.spec("DATA-121")
+def test_values_checked_after_cast() -> None:
+    raw = _raw()
+    diff = raw.diff3d.astype(np.float64)
+    diff[1, 2, 3] = 1e300
+    with pytest.raises(DataError, match=r"overflow float32 \(first at index \(1, 2, 3\)"):
+        RawData(raw.xcoords, raw.ycoords, None, None, diff, raw.probeGuess, None)
+    labels = np.ones((16, N, N), np.complex64)
+    labels[5, 0, 0] = np.nan
+    with pytest.raises(DataError, match=r"Y has 1 NaN/Inf values .* in patterns \[5\]"):
+        RawData(raw.xcoords, raw.ycoords, None, None, raw.diff3d, raw.probeGuess, None,
+                None, labels)
+    with pytest.raises(DataError, match=r"\(0, 64, 64\): a stack of zero probe modes"):
+        RawData(raw.xcoords, raw.ycoords, None, None, raw.diff3d,
+                np.zeros((0, N, N), np.complex64), None)
+
+
+@pytest.mark.spec("DATA-122")
+@pytest.mark.parametrize("bad", [-5, 0, float("inf"), "1e6", False])
+def test_nphotons_metadata(bad: object) -> None:
+    raw = _raw()
+    with pytest.raises(DataError, match="metadata nphotons="):
+        RawData(raw.xcoords, raw.ycoords, None, None, raw.diff3d, raw.probeGuess, None,
+                metadata={"nphotons": bad})
+
+
+@pytest.mark.spec("DATA-123")
+def test_repeated_positions_warned(caplog: pytest.LogCaptureFixture) -> None:
+    raw = _raw()
+    x = raw.xcoords.copy()
+    x[3] = x[2]
+    y = raw.ycoords.copy()
+    y[3] = y[2]
+    with caplog.at_level("WARNING"):
+        RawData(x, y, None, None, raw.diff3d, raw.probeGuess, None)
+    assert "1 of 16 scan positions repeat an earlier one" in caplog.text
+
+
+@pytest.mark.spec("DATA-124")
+def test_empty_frames(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    raw = _raw()
+    diff = raw.diff3d.copy()
+    diff[[0, 9]] = 0
+    path = tmp_path / "scan.npz"
+    np.savez(path, xcoords=raw.xcoords, ycoords=raw.ycoords, diff3d=diff,
+             probeGuess=raw.probeGuess)
+    with pytest.raises(DataError, match=r"2 all-zero patterns \(indices \[0, 9\]\)"):
+        RawData.from_file(path)
+    with caplog.at_level("WARNING"):
+        kept = RawData.from_file(path, drop_empty_frames=True)
+    assert "dropped 2 of 16 diffraction frames that are all zero (indices 0, 9" in caplog.text
+    assert kept.n_positions == 14 and kept.metadata["dropped_empty_frames"] == 2
+    np.testing.assert_array_equal(kept.ycoords, np.delete(raw.ycoords, [0, 9]))

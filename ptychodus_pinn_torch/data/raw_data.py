@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychodus_pinn_torch.data import empty_frames
 from ptychodus_pinn_torch.data import validation as check
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.grouped import YCentring, build_grouped_dict
@@ -87,7 +88,8 @@ class RawData:
         self.objectGuess = check.object_guess(objectGuess)
         self.Y = check.ground_truth_patches(Y, M, N)
         self.bad_pixels = check.bad_pixel_mask(bad_pixels, N)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata: dict[str, Any] = check.metadata(metadata)
+        check.warn_duplicate_positions(x, y)
 
     # -- shape -------------------------------------------------------------------------------
     @property
@@ -144,6 +146,7 @@ class RawData:
     def from_file(
         path: str | Path, diffraction_kind: check.DiffractionKind = "auto", *,
         format: str = AUTO,  # noqa: A002
+        drop_empty_frames: bool = False,
     ) -> RawData:
         """Read a scan through the reader registry (:mod:`.readers`) without unpickling.
 
@@ -152,7 +155,8 @@ class RawData:
         NPZ contract keys: required ``xcoords, ycoords, diff3d, probeGuess``; optional
         ``xcoords_start, ycoords_start, scan_index, objectGuess, Y, bad_pixels, _metadata``.
         A ptychodus export is converted with a logged note (DATA-005). ``diffraction_kind``
-        other than ``"auto"`` overrides the reader's convention.
+        other than ``"auto"`` overrides the reader's convention. ``drop_empty_frames`` drops
+        all-zero frames with a warning naming them (DATA-124); otherwise they are refused.
 
         Raises:
             FileNotFoundError: no such file.
@@ -160,6 +164,8 @@ class RawData:
                 violation.
         """
         scan = read_scan_arrays(path, format)
+        if drop_empty_frames:
+            scan = empty_frames.drop_empty_frames(scan, str(path))
         return RawData.from_scan(scan, None if diffraction_kind == "auto" else diffraction_kind)
 
     def to_file(self, path: str | Path) -> None:

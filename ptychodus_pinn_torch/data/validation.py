@@ -117,7 +117,8 @@ def diffraction_amplitude(
     if zero.size:
         raise DataError(
             f"{key} has {zero.size} all-zero patterns (indices {zero[:10].tolist()}); drop them "
-            "(RawData.subset) or check the detector data"
+            "(pinn-torch train/reconstruct do unless --keep-empty-frames; in Python "
+            "RawData.from_file(..., drop_empty_frames=True)) or check the detector data"
         )
     if kind == "auto":
         if looks_like_counts(array):
@@ -130,8 +131,27 @@ def diffraction_amplitude(
         else:
             kind = "amplitude"
     if kind == "intensity":
-        return np.sqrt(array.astype(np.float64)).astype(np.float32)
-    return array.astype(np.float32)
+        out = np.sqrt(array.astype(np.float64)).astype(np.float32)
+    else:
+        out = array.astype(np.float32)
+    _finite_after_cast(key, out, array)
+    return out
+
+
+def _finite_after_cast(key: str, cast: np.ndarray, source: np.ndarray) -> None:
+    """Refuse values that were finite in ``source`` but overflow the float32/complex64 ``cast``
+    (e.g. 1e300 -> inf); DATA-121."""
+    if source.dtype.itemsize <= cast.dtype.itemsize and source.dtype.kind == cast.dtype.kind:
+        return  # the cast cannot overflow
+    bad = ~np.isfinite(cast)
+    if bad.any():
+        count = int(bad.sum())
+        first = np.unravel_index(int(np.flatnonzero(bad)[0]), cast.shape)
+        raise DataError(
+            f"{key} has {count} values that are finite in {source.dtype} but overflow "
+            f"{cast.dtype} (first at index {tuple(int(i) for i in first)}: "
+            f"{source[first]!r}; the largest float32 is 3.4e38); rescale the data"
+        )
 
 
 def probe(value: object, N: int, key: str = "probeGuess") -> np.ndarray:
@@ -142,6 +162,11 @@ def probe(value: object, N: int, key: str = "probeGuess") -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "iufc":  # (object arrays have kind "O")
         raise DataError(f"{key} must be a numeric (complex) array, got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[0] == 0:
+        raise DataError(
+            f"{key} has shape {array.shape}: a stack of zero probe modes; pass at least one "
+            f"({N}, {N}) mode"
+        )
     if array.ndim == 3:
         logger.info(
             "%s has %d modes (shape %s): using the first mode (ptychodus export layout)",
@@ -159,7 +184,9 @@ def probe(value: object, N: int, key: str = "probeGuess") -> np.ndarray:
         raise DataError(f"{key} has non-finite values; fix the probe")
     if not np.any(array != 0):
         raise DataError(f"{key} is all zeros; pass the illumination (probe) estimate")
-    return array.astype(np.complex64)
+    out = array.astype(np.complex64)
+    _finite_after_cast(key, out, array)
+    return out
 
 
 def object_guess(value: object, key: str = "objectGuess") -> np.ndarray | None:
@@ -173,7 +200,9 @@ def object_guess(value: object, key: str = "objectGuess") -> np.ndarray | None:
         raise DataError(f"{key} must be 2-D (H, W), got shape {array.shape}; pass one layer")
     if not np.all(np.isfinite(array)):
         raise DataError(f"{key} has non-finite values; fix or omit the object")
-    return array.astype(np.complex64)
+    out = array.astype(np.complex64)
+    _finite_after_cast(key, out, array)
+    return out
 
 
 def scan_index(value: object, M: int, key: str = "scan_index") -> np.ndarray:
@@ -210,7 +239,16 @@ def ground_truth_patches(value: object, M: int, N: int, key: str = "Y") -> np.nd
     if array.dtype == np.complex64 and is_mapped(array):
         # a memory-mapped label stack stays mapped (DATA-184)
         return value if isinstance(value, np.memmap) else array
-    return array.astype(np.complex64)
+    out = array.astype(np.complex64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        patterns = np.flatnonzero(bad.reshape(M, -1).any(axis=1))
+        raise DataError(
+            f"{key} has {int(bad.sum())} NaN/Inf values (after the complex64 cast) in patterns "
+            f"{patterns[:10].tolist()}; fix the labels or omit {key} (it is only used for "
+            f"supervised training and evaluation)"
+        )
+    return out
 
 
 def bad_pixel_mask(value: object, N: int, key: str = "bad_pixels") -> np.ndarray | None:
@@ -223,3 +261,39 @@ def bad_pixel_mask(value: object, N: int, key: str = "bad_pixels") -> np.ndarray
     if array.dtype.kind not in "biu":
         raise DataError(f"{key} must be a boolean mask, got dtype {array.dtype}")
     return array.astype(bool)
+
+
+def metadata(value: dict[str, object] | None) -> dict[str, object]:
+    """A copy of the scan metadata with ``nphotons``, when present, checked to be a finite
+    number > 0 (photons per pattern; DATA-122)."""
+    meta = dict(value or {})
+    if "nphotons" in meta:
+        n = meta["nphotons"]
+        ok = isinstance(n, int | float) and not isinstance(n, bool) and np.isfinite(n) and n > 0
+        if not ok:
+            raise DataError(
+                f"metadata nphotons={n!r} is not a photon count: it must be a finite number > 0 "
+                "(photons per pattern); fix or remove it in the '_metadata' JSON, or pass "
+                "--nphotons"
+            )
+    return meta
+
+
+def warn_duplicate_positions(x: np.ndarray, y: np.ndarray) -> int:
+    """Warn (DATA-123) when scan positions repeat; returns how many positions repeat an earlier
+    one (0 when all differ)."""
+    if x.size < 2:
+        return 0
+    unique = np.unique(np.stack([x, y], axis=1), axis=0)
+    repeats = int(x.size - unique.shape[0])
+    if repeats:
+        what = (
+            f"all {x.size} scan positions are identical ({x[0]:g}, {y[0]:g})"
+            if unique.shape[0] == 1
+            else f"{repeats} of {x.size} scan positions repeat an earlier one"
+        )
+        logger.warning(
+            "%s: the overlap between neighbouring patterns is lost there and stitching "
+            "averages the same spot; check xcoords/ycoords", what,
+        )
+    return repeats
