@@ -257,7 +257,9 @@ class PtychoPINN(nn.Module):
                 return merge_patches(patches, positions, self.padded_size)
             return pad_to_canvas(patches[:, 0], self.padded_size)
 
-    def illuminate(self, obj_patches: torch.Tensor) -> torch.Tensor:
+    def illuminate(
+        self, obj_patches: torch.Tensor, probe: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Exit waves ``(B, C, N, N)`` complex64 = probe x patches, smoothed and masked.
 
         Upstream ``ProbeIllumination``: multiply by the probe, then the 3x3 complex Gaussian
@@ -265,7 +267,7 @@ class PtychoPINN(nn.Module):
         ``probe_mask``.
         """
         b, c, n = obj_patches.shape[0], obj_patches.shape[1], self.N
-        waves = obj_patches * self.probe
+        waves = obj_patches * (self.probe if probe is None else probe)
         if self.smoothing_sigma != 0:
             waves = gaussian_smooth(waves.reshape(b * c, n, n), self.smoothing_sigma).reshape(
                 b, c, n, n
@@ -287,24 +289,36 @@ class PtychoPINN(nn.Module):
         canvas = self._canvas(x, positions)
         return trim_canvas(canvas, self.N)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> ModelOutput:
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        probe: torch.Tensor | None = None,
+    ) -> ModelOutput:
         """Training forward pass (upstream ``autoencoder``).
 
         Args:
             x: ``(B, C, N, N)`` float32 diffraction amplitudes ``X_full * intensity_scale``.
             positions: ``(B, C, 2)`` float32 ``coords_relative`` ``[x, y]`` pixels (None =
                 zeros).
+            probe: None (the model's probe), or ``(B, 1, N, N)`` complex64 normalized probes,
+                one per sample (training over several scans with their own probes, ENG-183).
 
         Returns:
             ``ModelOutput(obj (B, N, N) c64, pred_amp (B, C, N, N) f32,
             pred_intensity (B, C, N, N) f32, obj_patches (B, C, N, N) c64)``.
         """
         x, positions = self._check_inputs(x, positions)
+        if probe is not None and tuple(probe.shape) != (x.shape[0], 1, self.N, self.N):
+            raise ValueError(
+                f"probe has shape {tuple(probe.shape)}; expected (B, 1, N, N) = "
+                f"({x.shape[0]}, 1, {self.N}, {self.N}) normalized complex probes, or None"
+            )
         canvas = self._canvas(x, positions)
         with torch.autocast(device_type=x.device.type, enabled=False):
             obj = trim_canvas(canvas, self.N)
             obj_patches = extract_patches(canvas, positions, self.N)
-            waves = self.illuminate(obj_patches)
+            waves = self.illuminate(obj_patches, probe)
             amplitude = pad_and_diffract(waves).to(torch.float32)
             pred_amp = torch.exp(self.log_scale) * amplitude
             return ModelOutput(obj, pred_amp, pred_amp * pred_amp, obj_patches)
