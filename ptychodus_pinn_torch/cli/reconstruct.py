@@ -23,8 +23,16 @@ HELP = "reconstruct an object from NPZ data with a trained model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="wts.h5.zip (or its folder)")
-    parser.add_argument("--data", type=Path, required=True, help="scan to reconstruct (NPZ)")
+    parser.add_argument(
+        "--model", default=None,
+        help="wts.h5.zip (or its folder), or an MLflow model runs:/RUN_ID[/model/wts.h5.zip]",
+    )
+    parser.add_argument("--mlflow-run", default=None, metavar="RUN_ID",
+                        help="load the model logged by pinn-torch train --mlflow in this run")
+    parser.add_argument("--mlflow-uri", default=None,
+                        help="MLflow tracking URI or folder of --mlflow-run / runs:/ (./mlruns)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="scan to reconstruct (NPZ, ptychodus files, mapped folder)")
     parser.add_argument("--out", type=Path, required=True, help="output NPZ")
     parser.add_argument("--png", type=Path, default=None, help="also write amplitude/phase PNG")
     parser.add_argument("--batch-size", type=int, default=64, help="groups per network call (64)")
@@ -67,9 +75,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.refine_epochs < 0:
         raise ValueError(f"--refine-epochs must be >= 0, got {args.refine_epochs}")
-    if not args.data.is_file():
-        raise FileNotFoundError(f"--data {args.data}: no such file; pass an NPZ scan")
-    if not args.model.exists():
+    if not args.data.exists():
+        raise FileNotFoundError(f"--data {args.data}: no such file or folder; pass a scan")
+    if (args.model is None) == (args.mlflow_run is None):
+        raise ValueError("pass exactly one of --model wts.h5.zip (or runs:/RUN_ID) and "
+                         "--mlflow-run RUN_ID")
+    from_run = args.mlflow_run is not None or str(args.model).startswith("runs:/")
+    if not from_run and not Path(args.model).exists():
         raise FileNotFoundError(f"--model {args.model}: no such file; pass DIR/wts.h5.zip")
     if args.out.suffix.lower() != ".npz":
         raise ValueError(f"--out {args.out} must end in .npz")
@@ -93,7 +105,17 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=parse_bytes(args.memory_budget, "--memory-budget"))
     if args.memory_budget is not None:
         os.environ[MEMORY_BUDGET_ENV] = str(limits.memory_budget)  # for the reader below
-    bundle = load_archive(args.model)
+    if from_run:  # downloaded, then the same safe loader (ENG-181)
+        from ptychodus_pinn_torch.engine.mlflow_tracking import (
+            load_model_from_run,
+            parse_runs_uri,
+        )
+
+        run_id, member = ((args.mlflow_run, "model/wts.h5.zip") if args.mlflow_run is not None
+                          else parse_runs_uri(str(args.model)))
+        bundle = load_model_from_run(run_id, path=member, uri=args.mlflow_uri)
+    else:
+        bundle = load_archive(args.model)
     if zipfile.is_zipfile(args.data):  # declared sizes and N before anything is inflated
         check_npz_file(args.data, limits, expected_n=bundle.N)
     data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)

@@ -30,7 +30,11 @@ DEFAULT_NPHOTONS = TF_DEFAULT_NPHOTONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train", type=Path, required=True, help="training scan (NPZ)")
+    parser.add_argument(
+        "--train", type=Path, action="append", required=True,
+        help="training scan (NPZ, ptychodus files, mapped folder); repeat it to train one model "
+        "over several scans, or name a folder of .npz files",
+    )
     parser.add_argument(
         "--test", type=Path, default=None, help="test scan (NPZ): loss after training"
     )
@@ -91,6 +95,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse a scan with all-zero diffraction frames (default: drop them with a warning "
         "naming how many and which)",
     )
+    parser.add_argument(
+        "--init-model", type=Path, default=None,
+        help="start from this trained wts.h5.zip (fine-tuning: its network, lr x "
+        "--fine-tune-gamma)",
+    )
+    parser.add_argument(
+        "--fine-tune-epochs", type=int, default=0,
+        help="with --init-model: epochs to run (0: --epochs); upstream epochs_fine_tune",
+    )
+    parser.add_argument(
+        "--fine-tune-gamma", type=float, default=0.1,
+        help="with --init-model: learning rate factor (0.1); upstream fine_tune_gamma",
+    )
+    parser.add_argument("--mlflow", action="store_true",
+                        help="track the run with MLflow (params, per-epoch metrics, artifacts)")
+    parser.add_argument("--mlflow-uri", default=None,
+                        help="MLflow tracking URI or folder (default ./mlruns; implies --mlflow)")
+    parser.add_argument("--experiment", default=None,
+                        help="MLflow experiment name (ptychodus-pinn-torch; implies --mlflow)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -108,9 +131,15 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be >= {minimum}, got {value}")
     if args.nphotons is not None and not args.nphotons > 0:
         raise ValueError(f"--nphotons must be > 0, got {args.nphotons}")
-    for flag, path in (("--train", args.train), ("--test", args.test)):
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"{flag} {path}: no such file; pass an NPZ scan")
+    for flag, path in [*(("--train", p) for p in args.train), ("--test", args.test),
+                       ("--init-model", args.init_model)]:
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{flag} {path}: no such file or folder; pass a scan")
+    if args.init_model is None and (args.fine_tune_epochs != 0 or args.fine_tune_gamma != 0.1):
+        raise ValueError("--fine-tune-epochs and --fine-tune-gamma act only with --init-model "
+                         "wts.h5.zip; add it or drop them")
+    if args.fine_tune_epochs < 0 or not args.fine_tune_gamma > 0:
+        raise ValueError("--fine-tune-epochs must be >= 0 and --fine-tune-gamma > 0")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder; pick a folder path")
 
@@ -125,19 +154,42 @@ def _nphotons(args: argparse.Namespace, raw: Any) -> float:
     return value if value > 0 else DEFAULT_NPHOTONS
 
 
-def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
-    """The engine configuration for these arguments (N from the data)."""
-    from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+def _model_config(args: argparse.Namespace, raw: Any) -> Any:
+    """The network settings: from the flags (N from the data), or, with --init-model, the
+    initial model's (a flag set to another value than both its default and the model's is
+    refused)."""
+    from ptychodus_pinn_torch.config.spec import ModelConfig
 
-    model = ModelConfig(
-        N=int(raw.diff3d.shape[-1]),
-        gridsize=args.gridsize,
-        n_filters_scale=args.n_filters_scale,
-        model_type=args.model_type,
-    )
+    if args.init_model is None:
+        return ModelConfig(N=int(raw.diff3d.shape[-1]), gridsize=args.gridsize,
+                           n_filters_scale=args.n_filters_scale, model_type=args.model_type)
+    from ptychodus_pinn_torch.engine.fine_tune import model_config_of
+
+    stored = model_config_of(args.init_model)
+    defaults = {"gridsize": 1, "n_filters_scale": 2, "model_type": "pinn"}
+    for name, default in defaults.items():
+        given = getattr(args, name)
+        if given != default and given != getattr(stored, name):
+            raise ValueError(
+                f"--{name.replace('_', '-')} {given} differs from the initial model's "
+                f"{name} {getattr(stored, name)} (--init-model {args.init_model}); drop the flag"
+            )
+    if int(stored.N) != int(raw.diff3d.shape[-1]):
+        raise ValueError(
+            f"--init-model {args.init_model} was trained at N={stored.N} but the training "
+            f"patterns are {raw.diff3d.shape[-1]}x{raw.diff3d.shape[-1]}; use data of its size"
+        )
+    return stored
+
+
+def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
+    """The engine configuration for these arguments (N from the (first) scan)."""
+    from ptychodus_pinn_torch.config.spec import TrainingConfig
+
+    model = _model_config(args, raw)
     training = TrainingConfig(
         model=model,
-        train_data_file=args.train,
+        train_data_file=args.train[0],
         test_data_file=args.test,
         batch_size=args.batch_size,
         nepochs=args.epochs,
@@ -160,7 +212,41 @@ def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
         device=args.device,
         bf16=args.bf16,
         channels_last=args.channels_last,
+        init_model=None if args.init_model is None else str(args.init_model),
+        epochs_fine_tune=args.fine_tune_epochs,
+        fine_tune_gamma=args.fine_tune_gamma,
     )
+
+
+def _mlflow_run(args: argparse.Namespace, config: EngineConfig, sources: list[Any]) -> Any:
+    """An open :class:`~ptychodus_pinn_torch.engine.mlflow_tracking.MlflowRun` with the
+    resolved configuration as params, or None without --mlflow (ENG-182)."""
+    if not (args.mlflow or args.mlflow_uri is not None or args.experiment is not None):
+        return None
+    from ptychodus_pinn_torch.engine.mlflow_tracking import DEFAULT_EXPERIMENT, MlflowRun
+
+    tracker = MlflowRun(uri=args.mlflow_uri, experiment=args.experiment or DEFAULT_EXPERIMENT,
+                        tags={"training_files": ", ".join(str(s) for s in sources)[:5000]})
+    tracker.start({"engine": config, "training_files": [str(s) for s in sources]})
+    print(f"MLflow run {tracker.run_id} ({tracker.uri})", file=sys.stderr)
+    return tracker
+
+
+def _finish_mlflow(tracker: Any, config: EngineConfig, archive: Path, history: Path,
+                   loss_png: Path) -> None:
+    """Log the outputs and the resolved configuration as artifacts; close the run."""
+    import dataclasses
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = Path(tmp) / "config.json"
+        resolved.write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
+        tracker.log_outputs(archive=archive, history=history, loss_plot=loss_png,
+                            config=resolved)
+    tracker.end("FINISHED")
+    print(f"MLflow run {tracker.run_id}: logged the model as runs:/{tracker.run_id}/model",
+          file=sys.stderr)
 
 
 class _Progress:
@@ -201,36 +287,54 @@ def run(args: argparse.Namespace) -> int:
 
     from ptychodus_pinn_torch.data import RawData
     from ptychodus_pinn_torch.engine.reporting import plot_loss, summarize
-    from ptychodus_pinn_torch.engine.run import run_training
+    from ptychodus_pinn_torch.engine.run import expand_sources, run_training
 
     if os.environ.get("OMP_NUM_THREADS") is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         torch.set_num_threads(1)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     drop = not args.keep_empty_frames  # DATA-124: beam-off frames never reach the loss
-    raw = RawData.from_file(args.train, drop_empty_frames=drop)
+    sources = expand_sources(args.train)
+    scans = [RawData.from_file(source, drop_empty_frames=drop) for source in sources]
+    raw = scans[0]
     test = None if args.test is None else RawData.from_file(args.test, drop_empty_frames=drop)
     config = build_configs(args, raw)
-    if args.gridsize > 1 and args.n_groups > raw.n_positions and not args.enable_oversampling:
-        raise ValueError(
-            f"--n-groups {args.n_groups} asks for more groups than the {raw.n_positions} scan "
-            f"points of {args.train} at --gridsize {args.gridsize}; pass --n-groups "
-            f"{raw.n_positions} (or fewer), or --enable-oversampling to draw K-choose-C "
-            f"combinations of neighbours"
-        )
+    gridsize = int(config.model.gridsize)
+    for source, scan in zip(sources, scans, strict=True):
+        if gridsize > 1 and args.n_groups > scan.n_positions and not args.enable_oversampling:
+            raise ValueError(
+                f"--n-groups {args.n_groups} asks for more groups than the {scan.n_positions} "
+                f"scan points of {source} at gridsize {gridsize}; pass --n-groups "
+                f"{scan.n_positions} (or fewer), or --enable-oversampling to draw K-choose-C "
+                f"combinations of neighbours"
+            )
     progress = _Progress(bar=main_rank and not args.no_progress)
     callbacks = TrainCallbacks(on_epoch=(progress.on_epoch,), on_batch=(progress.on_batch,))
-    run_ = run_training(raw, config, args.out, test=test, resume=args.resume,
-                        callbacks=callbacks)
+    tracker = _mlflow_run(args, config, sources) if main_rank else None
+    if tracker is not None:
+        callbacks = callbacks.plus(TrainCallbacks(on_epoch=(tracker.on_epoch,)))
+    try:
+        run_ = run_training(scans[0] if len(scans) == 1 else scans, config, args.out,
+                            test=test, resume=args.resume, callbacks=callbacks,
+                            sources=sources)
+    except BaseException:
+        if tracker is not None:
+            tracker.end("KILLED" if isinstance(sys.exc_info()[1], KeyboardInterrupt)
+                        else "FAILED")
+        raise
     progress.close()
     result = run_.result
     if not main_rank:
         return 0
     if run_.archive is None or run_.history is None:
+        if tracker is not None:
+            tracker.end("FAILED")
         raise ValueError(
             "no epoch finished, so there is no trained model to keep; "
             + (result.stopped or "check the data")
         )
     plot_loss(args.out / "loss.png", result.history)
+    if tracker is not None:
+        _finish_mlflow(tracker, config, run_.archive, run_.history, args.out / "loss.png")
     summary = summarize(result.history)
     if result.stopped:
         print(f"pinn-torch train: {result.stopped}", file=sys.stderr)

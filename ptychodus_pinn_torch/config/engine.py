@@ -79,6 +79,12 @@ class EngineConfig:
     deterministic: ask torch for deterministic algorithms on CUDA (warn-only where none exist).
     tv_weight: weight of the total-variation term inside the real-space loss (upstream
         ``params['tv_weight']``; acts only with ``training.realspace_weight > 0``).
+    init_model: a ``wts.h5.zip`` whose network weights and intensity scale training starts
+        from (fine-tuning, ENG-185); None trains from scratch.
+    epochs_fine_tune: with ``init_model``, the epochs to run (0: ``training.nepochs``);
+        upstream ``TrainingConfig.epochs_fine_tune``.
+    fine_tune_gamma: with ``init_model``, the learning rate is ``learning_rate *
+        fine_tune_gamma`` (upstream ``fine_tune_gamma``, 0.1).
     """
 
     training: TrainingConfig
@@ -93,6 +99,9 @@ class EngineConfig:
     shuffle: bool = True
     deterministic: bool = True
     tv_weight: float = 0.0
+    init_model: str | None = None
+    epochs_fine_tune: int = 0
+    fine_tune_gamma: float = 0.1
 
     def __post_init__(self) -> None:
         o = "EngineConfig"
@@ -119,11 +128,14 @@ class EngineConfig:
             check_bool(o, name, getattr(self, name))
         check_int(o, "checkpoint_every", self.checkpoint_every, minimum=1)
         check_number(o, "tv_weight", self.tv_weight, non_negative=True)
+        _check_fine_tune(self)
         _check_training(self.training)
-        if self.plateau().min_lr > self.learning_rate:
+        if self.plateau().min_lr > self.step_size:
             raise ValueError(
-                f"the plateau's min_lr={self.plateau().min_lr!r} exceeds "
-                f"EngineConfig.learning_rate={self.learning_rate!r}; raise the learning rate or "
+                f"the plateau's min_lr={self.plateau().min_lr!r} exceeds the learning rate "
+                f"{self.step_size!r} (EngineConfig.learning_rate={self.learning_rate!r}"
+                + ("" if self.init_model is None else
+                   f" x fine_tune_gamma={self.fine_tune_gamma!r}") + "); raise it or "
                 "lower TrainingConfig.plateau_min_lr (with scheduler='ReduceLROnPlateau')"
             )
 
@@ -134,8 +146,19 @@ class EngineConfig:
 
     @property
     def epochs(self) -> int:
-        """Planned epochs (``training.nepochs``)."""
+        """Planned epochs: ``training.nepochs``, or ``epochs_fine_tune`` (> 0) when training
+        starts from ``init_model``."""
+        if self.init_model is not None and self.epochs_fine_tune > 0:
+            return int(self.epochs_fine_tune)
         return int(self.training.nepochs)
+
+    @property
+    def step_size(self) -> float:
+        """The optimizer's learning rate: ``learning_rate``, times ``fine_tune_gamma`` when
+        training starts from ``init_model`` (upstream's fine-tuning recipe)."""
+        if self.init_model is not None:
+            return float(self.learning_rate) * float(self.fine_tune_gamma)
+        return float(self.learning_rate)
 
     @property
     def supervised(self) -> bool:
@@ -182,6 +205,26 @@ def plateau_settings(training: TrainingConfig) -> PlateauSettings:
         f"TrainingConfig.scheduler={training.scheduler!r} is not supported by this engine; "
         "use 'Default' (upstream TF's Keras plateau) or 'ReduceLROnPlateau'"
     )
+
+
+def _check_fine_tune(config: EngineConfig) -> None:
+    """``init_model``/``epochs_fine_tune``/``fine_tune_gamma``: typed, and the last two refused
+    by name when there is no model to fine-tune."""
+    o = "EngineConfig"
+    if config.init_model is not None and (not isinstance(config.init_model, str)
+                                          or not config.init_model):
+        raise ValueError(f"EngineConfig.init_model={config.init_model!r} must be the path of a "
+                         "wts.h5.zip (a string) or None")
+    check_int(o, "epochs_fine_tune", config.epochs_fine_tune, minimum=0)
+    check_number(o, "fine_tune_gamma", config.fine_tune_gamma, positive=True)
+    if config.init_model is None:
+        for name, default in (("epochs_fine_tune", 0), ("fine_tune_gamma", 0.1)):
+            if getattr(config, name) != default:
+                raise ValueError(
+                    f"EngineConfig.{name}={getattr(config, name)!r} acts only when training "
+                    "starts from a model; set EngineConfig.init_model (pinn-torch train "
+                    "--init-model wts.h5.zip) or leave it at its default"
+                )
 
 
 def _check_training(config: TrainingConfig) -> None:

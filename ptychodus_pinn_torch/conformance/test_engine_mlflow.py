@@ -123,3 +123,44 @@ def test_model_loads_back_through_the_safe_loader(trained, tmp_path: Path) -> No
     hostile.end()
     with pytest.raises(ArchiveError):
         mt.load_model_from_run(hostile.run_id, uri=trained["store"])
+
+
+@pytest.mark.spec("ENG-182")
+def test_cli_train_and_reconstruct_through_mlflow(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ptychodus_pinn_torch.cli.main import main
+    from ptychodus_pinn_torch.data.simulate import simulate_scan
+
+    scan = tmp_path / "scan.npz"
+    simulate_scan(N=64, object_shape=(96, 96), overlap=0.5, seed=5).to_file(scan)
+    store, out = tmp_path / "store", tmp_path / "run"
+    rc = main(["train", "--train", str(scan), "--out", str(out), "--epochs", "2",
+               "--n-groups", "12", "--batch-size", "4", "--n-filters-scale", "1",
+               "--device", "cpu", "--no-progress", "--mlflow-uri", str(store),
+               "--experiment", "cli"])
+    assert rc == 0
+    client = MlflowClient(mt.resolve_tracking_uri(store))
+    (run,) = client.search_runs([client.get_experiment_by_name("cli").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["engine.training.nepochs"] == "2"
+    assert run.data.params["engine.learning_rate"] == "0.001"
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    logged = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.value for m in logged] == pytest.approx([h["train_loss"] for h in history])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        "model", "history.json", "loss.png", "config.json"}
+
+    by_file, by_run, by_uri = (tmp_path / f"{k}.npz" for k in ("file", "run", "uri"))
+    common = ["--data", str(scan), "--device", "cpu", "--mlflow-uri", str(store)]
+    assert main(["reconstruct", "--model", str(out / "wts.h5.zip"), "--out", str(by_file),
+                 *common]) == 0
+    assert main(["reconstruct", "--mlflow-run", run.info.run_id, "--out", str(by_run),
+                 *common]) == 0
+    assert main(["reconstruct", "--model", f"runs:/{run.info.run_id}/model", "--out",
+                 str(by_uri), *common]) == 0
+    with np.load(by_file) as a, np.load(by_run) as b, np.load(by_uri) as c:
+        np.testing.assert_array_equal(a["object"], b["object"])
+        np.testing.assert_array_equal(a["object"], c["object"])
+    assert main(["reconstruct", "--mlflow-run", "missing", "--out", str(by_run), *common]) == 2
+    assert main(["reconstruct", "--out", str(by_run), *common]) == 2  # neither model nor run

@@ -12,21 +12,17 @@ import logging
 
 import numpy as np
 
+from ptychodus_pinn_torch.data.paging import iter_chunks
 from ptychodus_pinn_torch.data.readers import ScanArrays
 
 logger = logging.getLogger(__name__)
-
-#: Frames examined per step (bounded memory for memory-mapped scans).
-_CHUNK = 1024
 
 
 def empty_frame_indices(diff3d: np.ndarray) -> np.ndarray:
     """Indices ``(k,)`` int64 of the frames of ``diff3d`` ``(M, N, N)`` whose pixels are all
     zero; read chunk by chunk, so a memory-mapped stack is never loaded whole."""
-    m = int(diff3d.shape[0])
     found: list[np.ndarray] = []
-    for start in range(0, m, _CHUNK):
-        chunk = np.asarray(diff3d[start : start + _CHUNK])
+    for start, chunk in iter_chunks(diff3d):  # releases a mapped stack's pages (DATA-184)
         nonzero = np.any(chunk.reshape(chunk.shape[0], -1) != 0, axis=1)
         found.append(np.flatnonzero(~nonzero) + start)
     return np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)

@@ -36,13 +36,16 @@ def batch_loss(
     """Loss of the groups ``idx`` (int64 on the device) of the session's tensors (or of the
     given ``x_all`` (G, C, N, N) float32 ``s·X_full``, ``pos_all`` (G, C, 2) px, ``y_all``
     (G, C, N, N) complex64 or None). Returns ``compute_loss``'s (total, terms)."""
+    probe = None
     if x_all is None:
         x_all, pos_all, y_all = session.x_all, session.pos_all, session.y_all
+        if session.probe_bank is not None and session.scan_of_group is not None:
+            probe = session.probe_bank[session.scan_of_group[idx]].unsqueeze(1)  # (b, 1, N, N)
     assert pos_all is not None
     x, pos = x_all[idx], pos_all[idx]
     x_in = x.contiguous(memory_format=torch.channels_last) if session.config.channels_last else x
     with torch.autocast(session.device.type, dtype=torch.bfloat16, enabled=session.autocast_on):
-        out = module(x_in, pos)
+        out = module(x_in, pos) if probe is None else module(x_in, pos, probe)
     return compute_loss(
         out,
         x,

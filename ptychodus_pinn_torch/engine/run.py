@@ -16,8 +16,10 @@ to keep.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ptychodus_pinn_torch.config.choices import ARCHIVE_NAME, CHECKPOINT_DIR_NAME, HISTORY_NAME
 from ptychodus_pinn_torch.config.engine import EngineConfig
@@ -47,13 +49,72 @@ def checkpoint_dir_of(out_dir: Path) -> Path:
     return Path(out_dir) / CHECKPOINT_DIR_NAME
 
 
-def load_scan(source: RawData | str | Path) -> RawData:
-    """A scan from an NPZ path (upstream contract or ptychodus export), or the scan itself."""
+TrainSource = RawData | str | Path
+
+
+def load_scan(source: TrainSource) -> RawData:
+    """A scan from a path (any format of ``data.readers``: the NPZ contract, ptychodus' export
+    or HDF5 files, a mapped scan), or the scan itself."""
     return source if isinstance(source, RawData) else RawData.from_file(source)
 
 
+def expand_sources(sources: TrainSource | Sequence[TrainSource]) -> list[TrainSource]:
+    """The training scans named by ``sources``: each path or scan as is, except a folder that
+    no reader recognizes, which stands for its ``*.npz`` files and mapped-scan subfolders
+    (sorted by name; upstream's ``training_directories``). Raises FileNotFoundError for a
+    folder without any."""
+    from ptychodus_pinn_torch.data.readers import detect_format
+
+    items = [sources] if isinstance(sources, RawData | str | Path) else list(sources)
+    out: list[TrainSource] = []
+    for item in items:
+        if isinstance(item, RawData) or not Path(item).is_dir():
+            out.append(item)
+            continue
+        try:
+            detect_format(item)
+            out.append(item)  # a scan stored as a folder (mapped, ptychodus' files)
+            continue
+        except ValueError:
+            pass
+        found: list[TrainSource] = []
+        for child in sorted(Path(item).iterdir()):
+            if child.suffix.lower() == ".npz" and child.is_file():
+                found.append(child)
+            elif child.is_dir():
+                try:
+                    if detect_format(child) == "mapped":
+                        found.append(child)
+                except ValueError:
+                    continue
+        if not found:
+            raise FileNotFoundError(f"{item}: no .npz scans or mapped scans in this folder; "
+                                    "pass scan files or a folder holding them")
+        out.extend(found)
+    if not out:
+        raise ValueError("no training scans given; pass --train FILE (repeatable) or a folder")
+    return out
+
+
+def describe_sources(sources: Sequence[TrainSource],
+                     scans: Sequence[RawData]) -> list[dict[str, Any]]:
+    """What the archive records of every training scan (``extra["training_files"]``):
+    ``{"path": absolute path or None (in memory), "format", "n_positions", "N"}``."""
+    from ptychodus_pinn_torch.data.readers import detect_format
+
+    records = []
+    for source, scan in zip(sources, scans, strict=True):
+        in_memory = isinstance(source, RawData)
+        records.append({
+            "path": None if in_memory else str(Path(source).resolve()),
+            "format": "in-memory" if in_memory else detect_format(source),
+            "n_positions": scan.n_positions, "N": scan.N,
+        })
+    return records
+
+
 def run_training(
-    train: RawData | str | Path,
+    train: TrainSource | Sequence[TrainSource],
     config: EngineConfig,
     out_dir: Path,
     *,
@@ -61,13 +122,20 @@ def run_training(
     resume: bool = False,
     callbacks: TrainCallbacks | None = None,
     archive_path: Path | None = None,
+    sources: Sequence[str | Path] | None = None,
 ) -> TrainingRun:
     """Train on ``train`` with ``config`` and write the outputs of ``out_dir`` (layout above).
+
+    train: one scan (path or ``RawData``), or several: one model over all of them, each grouped
+        on its own with its own probe (ENG-183); a folder of ``.npz`` files stands for them.
+        The archive records every training scan (``extra["training_files"]``).
 
     test: a scan whose loss is measured after training (written to history.json).
     resume: continue from ``OUT/checkpoints/checkpoint.pt``.
     callbacks: epoch/batch/checkpoint hooks and the Stop poll.
     archive_path: where the archive goes (default ``OUT/wts.h5.zip``).
+    sources: the files the scans of ``train`` were read from, when ``train`` holds scans
+        already loaded (recorded in the archive instead of "in-memory").
     Raises ValueError (or FileNotFoundError) for data or settings that cannot train.
     """
     from ptychodus_pinn_torch.engine.archive import save_archive
@@ -76,11 +144,18 @@ def run_training(
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    raw = load_scan(train)
+    expanded = expand_sources(train)
+    scans = [load_scan(source) for source in expanded]
+    named = list(expanded) if sources is None else list(sources)
+    if len(named) != len(scans):
+        raise ValueError(f"sources names {len(named)} files for {len(scans)} training scans")
     test_raw = None if test is None else load_scan(test)
     ckpt_dir = checkpoint_dir_of(out_dir)
-    result = train_model(raw, config, test_data=test_raw, callbacks=callbacks,
-                         checkpoint_dir=ckpt_dir, resume=resume)
+    result = train_model(scans[0] if len(scans) == 1 else scans, config, test_data=test_raw,
+                         callbacks=callbacks, checkpoint_dir=ckpt_dir, resume=resume)
+    result.bundle.extra["training_files"] = describe_sources(named, scans)
+    if config.init_model is not None:
+        result.bundle.extra["init_model"] = str(Path(config.init_model).resolve())
     seconds = time.perf_counter() - t0
     if result.rank != 0 or not result.history:
         return TrainingRun(result, None, None, ckpt_dir, seconds)
@@ -100,4 +175,12 @@ def run_training(
     return TrainingRun(result, Path(archive), history, ckpt_dir, seconds)
 
 
-__all__ = ["TrainingRun", "checkpoint_dir_of", "load_scan", "run_training"]
+__all__ = [
+    "TrainSource",
+    "TrainingRun",
+    "checkpoint_dir_of",
+    "describe_sources",
+    "expand_sources",
+    "load_scan",
+    "run_training",
+]

@@ -47,10 +47,10 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """``TrainingConfig.optimizer``: 'adam' (betas ``adam_beta1/2``, L2 ``weight_decay``),
     'adamw' (decoupled ``weight_decay``), 'sgd' (``momentum``, L2 ``weight_decay``), at
-    ``EngineConfig.learning_rate``."""
+    ``EngineConfig.step_size`` (the learning rate, times ``fine_tune_gamma`` when fine-tuning)."""
     t = config.training
     trainable = [p for p in params if p.requires_grad]
-    lr = config.learning_rate
+    lr = config.step_size
     betas = (float(t.adam_beta1), float(t.adam_beta2))
     if t.optimizer == "adam":
         return torch.optim.Adam(trainable, lr=lr, betas=betas, weight_decay=t.weight_decay)

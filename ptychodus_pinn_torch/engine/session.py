@@ -8,6 +8,7 @@ saving / restoring its state in the checkpoint.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from ptychodus_pinn_torch.config.engine import EngineConfig, LossWeights
 from ptychodus_pinn_torch.data.raw_data import RawData
 from ptychodus_pinn_torch.engine import checkpoint as ckpt
 from ptychodus_pinn_torch.engine import distributed as distmod
-from ptychodus_pinn_torch.engine.batches import group_for_training
 from ptychodus_pinn_torch.engine.events import EpochReport
+from ptychodus_pinn_torch.engine.gathered import GatheredLabels, GatheredPatterns
+from ptychodus_pinn_torch.engine.scan_groups import group_scans
 from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_optimizer, make_scheduler
 
 
@@ -28,10 +30,14 @@ from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_optimizer, 
 class TrainingSession:
     """Everything one training holds while it runs.
 
-    x_all: (G, C, N, N) float32 ``s·X_full`` on the device (model input and MAE target);
+    x_all: (G, C, N, N) float32 ``s·X_full`` on the device (model input and MAE target), or a
+    :class:`~.gathered.GatheredPatterns` read per batch (several scans, mapped scans);
     pos_all: (G, C, 2) float32 group positions in pixels; y_all: (G, C, N, N) complex64 labels
-    or None; train_idx / val_idx: int64 group indices (CPU). ``model`` is the bare module,
-    ``train_module`` the one that runs forward (the DDP wrapper under torch.distributed).
+    (tensor or :class:`~.gathered.GatheredLabels`) or None; train_idx / val_idx: int64 group
+    indices (CPU). ``model`` is the bare module, ``train_module`` the one that runs forward
+    (the DDP wrapper under torch.distributed). With several training scans, ``probe_bank``
+    (S, N, N) complex64 holds each scan's normalized probe and ``scan_of_group`` (G,) int64 the
+    scan of each group, on the device (ENG-183); both are None for one scan.
     """
 
     config: EngineConfig
@@ -44,13 +50,15 @@ class TrainingSession:
     early: EarlyStopping
     weights: LossWeights
     scale: float
-    x_all: torch.Tensor
+    x_all: torch.Tensor | GatheredPatterns
     pos_all: torch.Tensor
-    y_all: torch.Tensor | None
+    y_all: torch.Tensor | GatheredLabels | None
     train_idx: torch.Tensor
     val_idx: torch.Tensor
     fingerprint: dict[str, Any]
     sampler: Any = None  # torch DistributedSampler under torch.distributed
+    probe_bank: torch.Tensor | None = None
+    scan_of_group: torch.Tensor | None = None
     history: list[EpochReport] = field(default_factory=list)
     start_epoch: int = 0
 
@@ -103,17 +111,34 @@ def fingerprint(config: EngineConfig, n_groups: int) -> dict[str, Any]:
     }
 
 
+def _probe_bank(probes: Sequence[np.ndarray], probe_scale: float,
+                device: torch.device) -> torch.Tensor:
+    """(S, N, N) complex64: each scan's probe normalized as the model normalizes its own."""
+    from ptychodus_pinn_torch.physics.probe import normalize_probe
+
+    return torch.stack([normalize_probe(torch.as_tensor(p, dtype=torch.complex64), probe_scale)
+                        for p in probes]).to(device)
+
+
 def setup(
-    train_data: RawData, config: EngineConfig, device: torch.device, ctx: distmod.DistContext
+    train_data: RawData | Sequence[RawData], config: EngineConfig, device: torch.device,
+    ctx: distmod.DistContext,
 ) -> TrainingSession:
-    """Group the data, split it, build the model, optimizer, schedule and (under DDP) the
-    wrapper and sampler; seeded by ``config.seed``."""
+    """Group the data (one scan, or several grouped each on its own, ENG-183), split it, build
+    the model, optimizer, schedule and (under DDP) the wrapper and sampler; seeded by
+    ``config.seed``. The model keeps the first scan's probe."""
     from ptychodus_pinn_torch.data.normalize import intensity_scale as closed_form_scale
     from ptychodus_pinn_torch.model import build_model
 
     t = config.training
+    scans = [train_data] if isinstance(train_data, RawData) else list(train_data)
+    if len(scans) > 1 and t.probe_trainable:
+        raise ValueError(
+            "TrainingConfig.probe_trainable=True is not supported with several training scans "
+            "(each scan keeps its own fixed probe); train with probe_trainable=False"
+        )
     seed_everything(config.seed, deterministic=config.deterministic, device_type=device.type)
-    data = group_for_training(train_data, t, seed=config.seed, need_labels=config.needs_labels)
+    data = group_scans(scans, t, seed=config.seed, need_labels=config.needs_labels)
     n_total = data.x.shape[0]
     n_val = validation_count(n_total, config.validation_fraction)
     split = torch.randperm(n_total, generator=torch.Generator().manual_seed(config.seed))
@@ -124,11 +149,15 @@ def setup(
     torch.manual_seed(config.seed)
     model = build_model(
         t.model,
-        probe=torch.as_tensor(np.asarray(train_data.probeGuess), dtype=torch.complex64),
+        probe=torch.as_tensor(np.asarray(scans[0].probeGuess), dtype=torch.complex64),
         intensity_scale=scale,
         probe_trainable=bool(t.probe_trainable),
         intensity_scale_trainable=bool(t.intensity_scale_trainable),
     ).to(device)
+    if config.init_model is not None:  # fine-tuning: start from a trained network (ENG-185)
+        from ptychodus_pinn_torch.engine.fine_tune import load_initial_weights
+
+        load_initial_weights(model, config.init_model)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), config)
@@ -151,6 +180,9 @@ def setup(
         val_idx=val_idx,
         fingerprint=fingerprint(config, n_total),
         sampler=sampler,
+        probe_bank=None if len(scans) == 1 else _probe_bank(data.probes, t.model.probe_scale,
+                                                             device),
+        scan_of_group=None if len(scans) == 1 else data.scan_of_group.to(device),
     )
 
 

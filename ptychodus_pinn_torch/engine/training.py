@@ -21,6 +21,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,6 @@ from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.data import RawData
 from ptychodus_pinn_torch.engine import distributed as distmod
 from ptychodus_pinn_torch.engine.archive import ModelBundle
-from ptychodus_pinn_torch.engine.batches import group_for_training
 from ptychodus_pinn_torch.engine.devices import select_device
 from ptychodus_pinn_torch.engine.epoch import evaluate, run_epoch
 from ptychodus_pinn_torch.engine.events import (
@@ -39,6 +39,7 @@ from ptychodus_pinn_torch.engine.events import (
     TrainCallbacks,
     TrainResult,
 )
+from ptychodus_pinn_torch.engine.scan_groups import group_scans
 from ptychodus_pinn_torch.engine.session import (
     TrainingSession,
     restore_state,
@@ -52,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 
 def train_model(
-    train_data: RawData,
+    train_data: RawData | Sequence[RawData],
     config: EngineConfig,
     *,
     test_data: RawData | None = None,
@@ -64,7 +65,9 @@ def train_model(
 
     train_data/test_data: ``RawData`` scans (``diff3d`` (M,N,N) float32 amplitudes, positions in
         object pixels, ``probeGuess`` (N,N) complex64; labels ``Y`` or ``objectGuess`` for
-        supervised training).
+        supervised training). ``train_data`` may be a sequence of scans: one model is trained
+        over all of them, each grouped on its own and illuminated by its own probe (ENG-183).
+        Memory-mapped scans are read batch by batch (ENG-184).
     config: the :class:`EngineConfig` (spec TrainingConfig plus the run settings).
     callbacks: epoch, batch and checkpoint hooks and the Stop poll (:class:`TrainCallbacks`).
     checkpoint_dir: where ``checkpoint.pt`` is written atomically every ``checkpoint_every``
@@ -175,8 +178,8 @@ def _checkpoint(
 def _test_loss(session: TrainingSession, test_data: RawData) -> float:
     """The loss over every group of ``test_data`` (sequential grouping, seeded)."""
     config = session.config
-    test = group_for_training(test_data, config.training, seed=config.seed,
-                              need_labels=config.needs_labels, sequential=True)
+    test = group_scans([test_data], config.training, seed=config.seed,
+                       need_labels=config.needs_labels, sequential=True)
     device = session.device
     return evaluate(
         session,
