@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
-        refine_epochs=args.refine_epochs,
+        refine_epochs=args.refine_epochs, keep_patches=False,
         refine_options=RefineOptions(
             algorithm=args.refine_algorithm, noise=args.refine_noise,
             update_probe=args.refine_probe, correct_positions=args.refine_positions,
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             f"{r.nll_before:.6g} -> {r.nll_after:.6g} per pixel"
         )
     print(
-        f"reconstructed {result.patches.shape[0]} group(s) in {result.seconds:.2f}s: object "
+        f"reconstructed {len(result.centres)} group(s) in {result.seconds:.2f}s: object "
         f"{result.object.shape[0]}x{result.object.shape[1]} ({covered:.0%} covered); wrote "
         + ", ".join(written)
     )

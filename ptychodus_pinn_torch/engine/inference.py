@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptychodus_pinn_torch.engine.batches import group_for_inference
+from ptychodus_pinn_torch.data.grouped import group_coordinates
 from ptychodus_pinn_torch.engine.devices import select_device
 from ptychodus_pinn_torch.engine.refine import (
     DEFAULT_STEP,
@@ -52,7 +52,8 @@ class Reconstruction:
     origin: (x0, y0) object-pixel coordinates (column, row) of output pixel (0, 0) in the data's
         position frame; (0, 0) on the data grid.
     note: one line about the grid choice (empty on the data grid).
-    patches: (n, N, N) complex64 per-group merged objects fed to the stitcher.
+    patches: (n, N, N) complex64 per-group merged objects fed to the stitcher
+        (phase-synchronized); None with ``keep_patches=False``.
     centres: (n, 2) float64 ``[x, y]`` group centres in the data's position frame.
     seconds: wall time of the network pass, stitching and refinement.
     refinement: what the physics refinement did (``refine_epochs > 0``), else None.
@@ -66,38 +67,69 @@ class Reconstruction:
     on_data_grid: bool
     origin: tuple[float, float]
     note: str
-    patches: np.ndarray
+    patches: np.ndarray | None
     centres: np.ndarray
     seconds: float
     refinement: RefineReport | None = None
     network_object: np.ndarray | None = None
 
 
+#: patterns read per chunk when summing the input's energy (bounds temporary memory)
+ENERGY_CHUNK = 4096
+
+
+def _input_scale(diff3d: np.ndarray, nn: np.ndarray, n: int) -> float:
+    """Upstream's ``X_full`` normalization ``sqrt((N/2)² / mean_{b,c} sum x²)`` over the
+    groups ``nn`` (B, C), read chunk by chunk from ``diff3d`` (M, N, N) without a copy of the
+    scan; equals ``data.normalize.normalize_data`` of the grouped array."""
+    m = diff3d.shape[0]
+    energy = np.empty(m, np.float64)
+    for start in range(0, m, ENERGY_CHUNK):
+        block = np.asarray(diff3d[start : start + ENERGY_CHUNK])
+        energy[start : start + len(block)] = np.square(block, dtype=np.float64).sum(axis=(1, 2))
+    mean_total = float(np.mean(energy[nn]))
+    if not np.isfinite(mean_total) or mean_total <= 0:
+        raise ValueError(
+            f"the scan's diffraction amplitudes are all zero or not finite (mean total "
+            f"intensity {mean_total}); check that the patterns were loaded correctly"
+        )
+    return math.sqrt((n / 2.0) ** 2 / mean_total)
+
+
 def predict_patches(
     model: torch.nn.Module,
-    x_scaled: torch.Tensor,
+    diff3d: np.ndarray,
+    nn: np.ndarray,
     positions: torch.Tensor,
     *,
+    scale: float,
     batch_size: int,
     device: torch.device,
-) -> np.ndarray:
-    """Run ``model.diffraction_to_obj`` over all groups.
+    window: tuple[slice, slice] = (slice(None), slice(None)),
+) -> torch.Tensor:
+    """Run ``model.diffraction_to_obj`` over all groups, streaming the scan in batches.
 
-    x_scaled: (B, C, N, N) float32 ``X_full·s``; positions: (B, C, 2) float32 ``[x, y]`` px.
-    Returns (B, N, N) complex64 numpy array.
+    diff3d: (M, N, N) amplitudes (numpy or a memory map; only one batch is read at a time);
+    nn: (B, C) int64 group members; positions: (B, C, 2) float32 ``[x, y]`` px; scale: the
+    factor that turns amplitudes into the network input (``X_full`` normalization times the
+    intensity scale); window: the rows and columns of each output patch to keep.
+    Returns (B, h, w) complex64 on ``device`` (h, w: the window's size).
     """
     model.eval()
-    out: list[np.ndarray] = []
+    b_total, c = nn.shape
+    n = int(diff3d.shape[-1])
+    rows = range(n)[window[0]]
+    cols = range(n)[window[1]]
+    out = torch.empty((b_total, len(rows), len(cols)), dtype=torch.complex64, device=device)
     with torch.inference_mode():
-        for start in range(0, x_scaled.shape[0], batch_size):
-            xb = x_scaled[start : start + batch_size].to(device)
+        for start in range(0, b_total, batch_size):
+            members = nn[start : start + batch_size]
+            batch = np.asarray(diff3d[members.reshape(-1)], dtype=np.float32)  # a copy
+            xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
             pb = positions[start : start + batch_size].to(device)
-            obj = model.diffraction_to_obj(xb, pb).cpu().numpy()
-            out.append(obj.astype(np.complex64, copy=False))
-    if not out:
-        n = int(x_scaled.shape[-1])
-        return np.zeros((0, n, n), np.complex64)
-    return np.concatenate(out, axis=0)
+            obj = model.diffraction_to_obj(xb, pb)
+            out[start : start + len(members)] = obj[:, window[0], window[1]]
+    return out
 
 
 def covering_grid(
@@ -130,6 +162,7 @@ def reconstruct(
     neighbor_count: int | None = None,
     refine_options: RefineOptions | None = None,
     on_refine_epoch: Callable[[RefineEpoch], bool | None] | None = None,
+    keep_patches: bool = True,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -152,6 +185,14 @@ def reconstruct(
     refine_options: the solver and its settings (default: LSQML, ``RefineOptions()``).
     on_refine_epoch: progress of the refinement, called after each pass; returning True stops
         it (``refine_object``'s ``on_epoch``).
+
+    keep_patches: return the per-group patches (``Reconstruction.patches``); False keeps only
+        the stitched crop of each patch plus one pixel (1/3.5 of the memory at the default
+        crop N/2), which is what large scans need (``canvas=True`` keeps them anyway).
+
+    The scan is streamed through the network in batches straight from ``data.diff3d`` (which
+    may be a memory map); the patches, the phase synchronization and the stitching stay on the
+    model's device until the final object (ENG-204).
 
     Without ``objectGuess`` the output grid covers all positions plus an N/2 margin and the
     result says so (``on_data_grid`` False, ``origin``, ``note``).
@@ -179,8 +220,26 @@ def reconstruct(
         k = int(getattr(getattr(bundle, "training_config", None), "neighbor_count", 4) or 4)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"neighbor_count must be an integer >= 1, got {neighbor_count!r}")
-    groups = group_for_inference(data, N=n, gridsize=gridsize, neighbor_count=k)
-    centres = groups.centres
+    diff3d = data.diff3d
+    if diff3d.ndim != 3 or tuple(diff3d.shape[1:]) != (n, n):
+        raise ValueError(
+            f"reconstruction data: diff3d has shape {tuple(diff3d.shape)} but the model's "
+            f"ModelConfig.N = {n}; use data with {n}x{n} patterns or a model with N = "
+            f"{diff3d.shape[-1]}"
+        )
+    # groups (sequential seeds, one per scan point) without building upstream's grouped dict:
+    # no label (Y) patches, no copies of the diffraction (ENG-204)
+    nn = np.asarray(data.group_indices(
+        K=max(k, gridsize * gridsize), nsamples=int(diff3d.shape[0]), seed=0,
+        sequential_sampling=True, gridsize=gridsize,
+    ), dtype=np.int64)
+    _, offsets, relative = group_coordinates(
+        np.asarray(data.xcoords, np.float64), np.asarray(data.ycoords, np.float64), nn
+    )
+    positions = torch.from_numpy(
+        np.ascontiguousarray(relative[:, 0].transpose(0, 2, 1), dtype=np.float32)
+    )
+    centres = offsets.reshape(offsets.shape[0], 2)
     x, y = centres[:, 0], centres[:, 1]
     obj_guess = getattr(data, "objectGuess", None)
     if obj_guess is not None:
@@ -191,16 +250,26 @@ def reconstruct(
         shape, origin = covering_grid(x, y, n)
         check_canvas_budget(shape, x, y)  # ENG-120
     if canvas:
-        offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
-        side = reassemble_geometry(offsets, M=min(CANVAS_M, n))[0]
+        side = reassemble_geometry(centres.reshape(-1, 1, 2, 1).astype(np.float64),
+                                   M=min(CANVAS_M, n))[0]
         check_canvas_budget((side, side), x, y, what="reassemble_position canvas")
+    crop = _stitch_crop(bundle)
+    weights = stitch_weights(bundle) if weighting == "probe" else "uniform"
+    overlap_weights = _overlap_weights(weights, n, crop)
+    keep = keep_patches or canvas
+    # without the whole patches, keep only what stitching reads: the crop plus one pixel
+    window = (slice(None), slice(None))
+    if crop is not None and not keep:
+        lo = n // 2 - crop // 2 - 1
+        window = (slice(lo, lo + crop + 2), slice(lo, lo + crop + 2))
     dev = select_device(device)
     model = bundle.model.to(dev)
-    scale = float(bundle.intensity_scale)
-    patches = predict_patches(
-        model, groups.x * scale, groups.positions, batch_size=batch_size, device=dev
-    )
-    bundle.model.to("cpu")
+    try:
+        scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
+        patches_t = predict_patches(model, diff3d, nn, positions, scale=scale,
+                                    batch_size=batch_size, device=dev, window=window)
+    finally:
+        bundle.model.to("cpu")
     if obj_guess is not None:
         on_grid, note = True, ""
     else:
@@ -210,13 +279,16 @@ def reconstruct(
             f"positions plus N/2 margin; output pixel (0, 0) is at data position "
             f"x={origin[0]:g}, y={origin[1]:g}"
         )
-    crop = _stitch_crop(bundle)
-    weights = stitch_weights(bundle) if weighting == "probe" else "uniform"
     if phase_sync:
-        patches = synchronize_phases(patches, x, y, _overlap_weights(weights, n, crop))
-    obj, coverage = stitch_to_object_grid(
-        patches, x - origin[0], y - origin[1], shape, crop=crop, weights=weights
+        patches_t = synchronize_phases(patches_t, x, y, overlap_weights[window])
+    obj_t, coverage_t = stitch_to_object_grid(
+        patches_t, x - origin[0], y - origin[1], shape, crop=crop,
+        weights=weights if isinstance(weights, str) else weights[window],
     )
+    obj = obj_t.cpu().numpy()
+    coverage = coverage_t.cpu().numpy()
+    patches = patches_t.cpu().numpy() if keep else None
+    del patches_t
     obj = np.asarray(obj, dtype=np.complex64)
     coverage = np.asarray(coverage, dtype=np.float32)
     check_result(obj, coverage)  # ENG-122: no NaN object, no empty grid, exit 0
@@ -236,7 +308,8 @@ def reconstruct(
         )
         check_result(np.asarray(obj), coverage)
     result_canvas = None
-    if canvas:
+    if canvas and patches is not None:
+        offsets = centres.reshape(-1, 1, 2, 1).astype(np.float64)
         result_canvas = np.asarray(
             reassemble_position(patches[..., None], offsets, M=min(CANVAS_M, n)), np.complex64
         )

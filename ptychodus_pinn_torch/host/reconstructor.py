@@ -109,6 +109,7 @@ class PINNTorchReconstructor(TrainableReconstructor):
                              batch_size=int(execution["inference_batch_size"]),
                              device=str(execution["device"]),
                              refine_epochs=int(execution["refine_epochs"]),
+                             keep_patches=False,
                              neighbor_count=int(values["inference"]["neighbor_count"]))
         obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
         product = conversion.output_product(parameters.product, obj, self._losses)

@@ -96,6 +96,8 @@ def extract_patches(canvas: torch.Tensor, positions: torch.Tensor, n: int) -> to
     b, p = canvas.shape[0], canvas.shape[-1]
     c = positions.shape[1]
     _check_positions(positions, b, c)
+    if c == 1 and not bool(positions.any()):  # gridsize 1: no translation (MODEL-200)
+        return trim_canvas(canvas, n).unsqueeze(1)
     copies = canvas.unsqueeze(1).expand(b, c, p, p).reshape(b * c, p, p)
     moved = translate(copies, positions.reshape(b * c, 2).to(torch.float32))
     return trim_canvas(moved, n).reshape(b, c, n, n)
@@ -128,6 +130,10 @@ def merge_patches(patches: torch.Tensor, positions: torch.Tensor, p: int) -> tor
     """
     b, c, n = patches.shape[0], patches.shape[1], patches.shape[-1]
     _check_positions(positions, b, c)
+    if c == 1 and not bool(positions.any()):
+        # gridsize 1 at position 0: the formula below gives the padded patch exactly (k = M,
+        # plain = patch inside, 0 outside); skip its three canvas translations (MODEL-200)
+        return pad_to_canvas(patches[:, 0].to(torch.complex64), p)
     flat = patches.reshape(b * c, n, n).to(torch.complex64)
     mask = centre_mask(n, device=flat.device)
     # One complex translate call for all four sums (translation is linear and acts on real and
