@@ -108,6 +108,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"pinn-torch {command}: error: {message}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _is_allocation_failure(exc):
+            raise
+        print(f"pinn-torch {command}: error: out of memory ({_first_line(exc)}); use a smaller "
+              f"--batch-size, a smaller scan, or another device", file=sys.stderr)
+        return 2
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:200] if text else type(exc).__name__)
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    """A MemoryError, or torch's RuntimeError for a failed allocation (CPU or CUDA)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or (
+        "not enough memory" in text)
 
 
 if __name__ == "__main__":  # pragma: no cover

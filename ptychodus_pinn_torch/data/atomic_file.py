@@ -36,11 +36,17 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.chmod(tmp_name, file_mode(target))  # mkstemp makes 0600
             os.fsync(fh.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # name the file and the cause (e.g. ENOSPC: no space left on device) in one line
+            raise OSError(
+                exc.errno, f"{exc.strerror or exc}; writing {str(target)!r} failed and the "
+                f"previous file (if any) is unchanged"
+            ) from exc
         raise
     _fsync_dir(target.parent)
 

@@ -9,6 +9,7 @@ the write leaves the previous checkpoint intact. It holds only tensors and plain
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,12 @@ def save_checkpoint(directory: Path, state: Mapping[str, Any]) -> Path:
     payload = dict(state)
     payload["format"] = CHECKPOINT_FORMAT
     payload["version"] = CHECKPOINT_VERSION
+    # Serialized in memory first: torch's zip writer reports a failed write (a full disk) as
+    # "unexpected pos"; a plain write raises the OSError that names the cause (ENOSPC).
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_write(final) as fh:
-        torch.save(payload, fh)
+        fh.write(buffer.getbuffer())
     return final
 
 

@@ -15,16 +15,31 @@ to keep.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptychodus_pinn_torch.config.choices import ARCHIVE_NAME, CHECKPOINT_DIR_NAME, HISTORY_NAME
 from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.data import RawData
-from ptychodus_pinn_torch.engine.events import TrainCallbacks, TrainResult
+from ptychodus_pinn_torch.engine.events import (
+    CheckpointEvent,
+    TrainCallbacks,
+    TrainResult,
+)
+from ptychodus_pinn_torch.engine.output_folder import (
+    ArchiveAtCheckpoint,
+    OutputLock,
+    StopOnSignal,
+    check_writable,
+    clean_orphan_temps,
+)
+
+if TYPE_CHECKING:  # the archive imports the model; only its type is needed here
+    from ptychodus_pinn_torch.engine.archive import ModelBundle
 
 
 @dataclass(frozen=True)
@@ -151,27 +166,51 @@ def run_training(
         raise ValueError(f"sources names {len(named)} files for {len(scans)} training scans")
     test_raw = None if test is None else load_scan(test)
     ckpt_dir = checkpoint_dir_of(out_dir)
-    result = train_model(scans[0] if len(scans) == 1 else scans, config, test_data=test_raw,
-                         callbacks=callbacks, checkpoint_dir=ckpt_dir, resume=resume)
-    result.bundle.extra["training_files"] = describe_sources(named, scans)
+    archive_target = archive_path or out_dir / ARCHIVE_NAME
+    training_set = scans[0] if len(scans) == 1 else scans
+    provenance: dict[str, Any] = {"training_files": describe_sources(named, scans)}
     if config.init_model is not None:
-        result.bundle.extra["init_model"] = str(Path(config.init_model).resolve())
-    seconds = time.perf_counter() - t0
-    if result.rank != 0 or not result.history:
-        return TrainingRun(result, None, None, ckpt_dir, seconds)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    archive = save_archive(archive_path or out_dir / ARCHIVE_NAME, result.bundle)
-    history = write_history(
-        out_dir / HISTORY_NAME,
-        result.history,
-        stopped=result.stopped,
-        test_loss=result.test_loss,
-        device=result.device,
-        seconds=seconds,
-        nphotons=config.training.nphotons,
-        N=config.model.N,
-        gridsize=config.model.gridsize,
-    )
+        provenance["init_model"] = str(Path(config.init_model).resolve())
+    if int(os.environ.get("RANK", "0")) != 0:  # only rank 0 writes (and locks)
+        result = train_model(training_set, config, test_data=test_raw, callbacks=callbacks,
+                             checkpoint_dir=ckpt_dir, resume=resume)
+        return TrainingRun(result, None, None, ckpt_dir, time.perf_counter() - t0)
+
+    def write_outputs(bundle: ModelBundle, history: Sequence[Any], stopped: str | None,
+                      test_loss: float | None, device: str) -> tuple[Path, Path]:
+        bundle.extra.update(provenance)
+        archive = save_archive(archive_target, bundle)
+        history_path = write_history(
+            out_dir / HISTORY_NAME, history, stopped=stopped, test_loss=test_loss,
+            device=device, seconds=time.perf_counter() - t0,
+            nphotons=config.training.nphotons, N=config.model.N, gridsize=config.model.gridsize,
+        )
+        return Path(archive), history_path
+
+    def at_checkpoint(bundle: ModelBundle, event: CheckpointEvent) -> None:
+        # ENG-126: a training killed after this point leaves a loadable model of this epoch
+        epoch = event.report.epoch
+        write_outputs(bundle, bundle.history,
+                      f"in progress: written at the checkpoint of epoch {epoch}; a run that "
+                      f"ends normally replaces it", None, "")
+
+    # ENG-123..125: writable before training, one writer per folder, no orphan temporaries
+    check_writable(out_dir, ckpt_dir, archive_target.parent)
+    with OutputLock(out_dir), StopOnSignal() as stop:
+        clean_orphan_temps(out_dir, ckpt_dir, archive_target.parent)
+        saver = ArchiveAtCheckpoint(at_checkpoint)
+        extra = TrainCallbacks(on_checkpoint=(saver,), should_stop=stop.requested)
+        callbacks = extra if callbacks is None else callbacks.plus(extra)
+        result = train_model(training_set, config, test_data=test_raw, callbacks=callbacks,
+                             checkpoint_dir=ckpt_dir, resume=resume)
+        result.bundle.extra.update(provenance)
+        if stop.signal_name is not None and result.stopped:
+            result.stopped = f"{stop.signal_name}: {result.stopped}"
+        seconds = time.perf_counter() - t0
+        if not result.history:
+            return TrainingRun(result, None, None, ckpt_dir, seconds)
+        archive, history = write_outputs(result.bundle, result.history, result.stopped,
+                                         result.test_loss, result.device)
     return TrainingRun(result, Path(archive), history, ckpt_dir, seconds)
 
 
