@@ -23,7 +23,14 @@ CHANGED = {  # a non-default value for every model/training parameter
     "MAEWeight": 0.5, "NLLWeight": 0.75, "RealspaceMAEWeight": 0.25, "RealspaceWeight": 0.125,
     "PositionsProvided": False, "ProbeTrainable": True, "IntensityScaleTrainable": False,
     "NumGroups": 100, "NeighborCount": 6,
+    # the generator settings of the cnn family (the fno ones: test_fno_settings_reach_...)
+    "Architecture": "unet", "CNNOutputMode": "real_imag", "CBAMEncoder": True,
+    "CBAMBottleneck": True, "CBAMDecoder": True, "ECAEncoder": True, "ECADecoder": True,
+    "GeneratorOutputMode": "real_imag", "FNOModes": 12, "FNOWidth": 32, "FNOBlocks": 4,
+    "FNOCNNBlocks": 2,
 }
+FNO_CHANGED = {"Architecture": "fno", "GeneratorOutputMode": "amp_phase", "FNOModes": 8,
+               "FNOWidth": 16, "FNOBlocks": 3, "FNOCNNBlocks": 1}
 
 
 def test_every_setting_reaches_its_spec_field(tmp_path: Path) -> None:
@@ -46,6 +53,27 @@ def test_every_setting_reaches_its_spec_field(tmp_path: Path) -> None:
     torch_side = pytorch_configs(config)  # through config.bridge
     assert torch_side.model.mode == "Unsupervised"
     assert torch_side.data.grid_size == (2, 2) and torch_side.training.epochs == 3
+
+
+def test_fno_settings_reach_their_spec_fields(tmp_path: Path) -> None:
+    settings = PINNTorchSettings(SettingsRegistry())
+    for spec, parameter in settings.model:
+        if spec.name in FNO_CHANGED:
+            parameter.set_value(FNO_CHANGED[spec.name])
+    config = build_training_config(settings.spec_values(), N=64, model_type="pinn",
+                                   output_dir=tmp_path)
+    for spec in PARAMETERS:
+        if spec.name in FNO_CHANGED:
+            assert getattr(config.model, spec.spec_field) == FNO_CHANGED[spec.name], spec.name
+    assert pytorch_configs(config).model.architecture == "fno"
+
+
+def test_a_switch_the_architecture_cannot_honour_names_the_setting(tmp_path: Path) -> None:
+    values = PINNTorchSettings(SettingsRegistry()).spec_values()
+    values["model"]["architecture"] = "fno"
+    values["model"]["cbam_encoder"] = True
+    with pytest.raises(ValueError, match=r"cbam_encoder.*\[PINNTorchModel\] CBAMEncoder"):
+        build_training_config(values, N=64, model_type="pinn", output_dir=tmp_path)
 
 
 def test_supervised_uses_mae_loss_mode(tmp_path: Path) -> None:

@@ -43,11 +43,13 @@ def build_model_config(values: dict[str, dict[str, Any]], *, N: int, model_type:
     """Spec ``ModelConfig`` from ``PINNTorchSettings.spec_values()``; ``N`` is the pattern size,
     ``model_type`` ``"pinn"`` or ``"supervised"``. Raises ValueError naming the setting."""
     from ptychodus_pinn_torch.config.spec import ModelConfig, validate_model_config
+    from ptychodus_pinn_torch.model.generators import check_architecture
 
     fields = {k: values["model"][k] for k in _MODEL_FIELDS}
     try:
         config = ModelConfig(N=int(N), model_type=model_type, **fields)  # type: ignore[arg-type]
         validate_model_config(config)
+        check_architecture(config)  # switches the chosen generator cannot honour
     except ValueError as exc:
         raise _with_setting_hint(exc, "model", _MODEL_FIELDS) from None
     return config
