@@ -46,9 +46,9 @@ from typing import Any
 
 import numpy as np
 
-#: How far apart (object pixels) the pooled training scans are put, so that no neighbour group
-#: of one scan reaches into another.
-POOL_GAP = 10_000.0
+#: How far apart (object pixels) the pooled training objects are put, so that no neighbour group
+#: of one scan reaches into another (scan steps are ~5 px).
+POOL_GAP = 64
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,31 @@ def simulate(object_kind: str, probe: str, dose: float, seed: int) -> Any:
 
 
 def pool(scans: list[Any]) -> Any:
-    """Several scans of one probe as one RawData: positions of scan i shifted by i*POOL_GAP in x
-    (no group mixes scans), patterns concatenated, no objectGuess."""
+    """Several scans of one probe as one RawData: the objects side by side on one canvas
+    (``POOL_GAP`` px apart, so no neighbour group mixes scans), positions shifted with them,
+    patterns concatenated; the canvas is the objectGuess (labels for a staged warm-up)."""
     from ptychodus_pinn_torch.data import RawData
 
-    x = np.concatenate([s.xcoords + i * POOL_GAP for i, s in enumerate(scans)])
+    h, w = scans[0].objectGuess.shape
+    canvas = np.ones((h, len(scans) * (w + POOL_GAP) - POOL_GAP), np.complex64)
+    for i, s in enumerate(scans):
+        canvas[:, i * (w + POOL_GAP): i * (w + POOL_GAP) + w] = s.objectGuess
+    x = np.concatenate([s.xcoords + i * (w + POOL_GAP) for i, s in enumerate(scans)])
     y = np.concatenate([s.ycoords for s in scans])
     diff = np.concatenate([s.diff3d for s in scans])
     return RawData.from_coords_without_pc(
-        x, y, diff, scans[0].probeGuess, None, None,
+        x, y, diff, scans[0].probeGuess, None, canvas,
         metadata={"nphotons": scans[0].metadata.get("nphotons")}, diffraction_kind="amplitude",
+    )
+
+
+def without_truth(scan: Any) -> Any:
+    """``scan`` without its objectGuess: what self-supervised training may see."""
+    from ptychodus_pinn_torch.data import RawData
+
+    return RawData.from_coords_without_pc(
+        scan.xcoords, scan.ycoords, scan.diff3d, scan.probeGuess, None, None,
+        metadata=dict(scan.metadata), diffraction_kind="amplitude",
     )
 
 
@@ -142,27 +157,29 @@ class CpuBudget:
 def train(raw: Any, arch: str, recipe: Recipe, args: argparse.Namespace, dose: float,
           ) -> tuple[Any, dict[str, Any]]:
     """Train ``arch`` with ``recipe`` on ``raw`` within the CPU budget; (bundle, facts)."""
+    from ptychodus_pinn_torch.config.engine import EngineConfig
     from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
-    from ptychodus_pinn_torch.engine.training import TrainOptions, train_model
+    from ptychodus_pinn_torch.engine.events import TrainCallbacks
+    from ptychodus_pinn_torch.engine.training import train_model
 
     model = replace(ModelConfig(N=raw.N, gridsize=args.gridsize,
                                 n_filters_scale=args.n_filters_scale),
                     architecture=arch, **recipe.model)
-    staged = sum(recipe.stages) > 0
-    config = TrainingConfig(
+    s1, s2, s3 = recipe.stages
+    training = TrainingConfig(
         model=model, batch_size=args.batch_size,
-        nepochs=sum(recipe.stages) if staged else args.max_epochs,
+        nepochs=s1 + s2 + s3 if s1 + s2 + s3 else args.max_epochs,
         nphotons=dose, n_groups=args.n_groups, neighbor_count=max(4, args.gridsize**2),
     )
-    options = TrainOptions(seed=0, device="cpu", learning_rate=recipe.lr,
-                           early_stop_patience=None)
+    config = EngineConfig(
+        training=training, seed=0, device="cpu", learning_rate=recipe.lr,
+        early_stop_patience=None, stage_1_epochs=s1, stage_2_epochs=s2, stage_3_epochs=s3,
+        physics_weight_schedule=recipe.schedule,
+    )
     budget = CpuBudget(args.budget_s)
+    callbacks = TrainCallbacks(on_epoch=(budget.on_epoch,), should_stop=budget.should_stop)
     t0 = time.perf_counter()
-    kwargs: dict[str, Any] = {}
-    if staged:
-        kwargs["stages"] = recipe.stages, recipe.schedule
-    result = train_model(raw, config, options=options, on_epoch=budget.on_epoch,
-                         should_stop=budget.should_stop, **kwargs)
+    result = train_model(raw, config, callbacks=callbacks)
     facts = {
         "epochs": len(result.history),
         "train_cpu_s": round(budget.used(), 1),
@@ -271,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     for protocol, kind, probe, dose, seed, recipe, arch in grid:
         test = scan(kind, probe, dose, seed)
         if protocol == "self":
-            train_raw = test
+            train_raw = without_truth(test)
         elif protocol == "transfer":
             train_raw = pool([scan("phantom", probe, dose, s) for s in _csv(int, args.train_seeds)])
         else:

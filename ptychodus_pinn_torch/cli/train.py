@@ -13,9 +13,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ptychodus_pinn_torch.config.bridge import TF_DEFAULT_NPHOTONS
+from ptychodus_pinn_torch.config.choices import (
+    ARCHITECTURES,
+    OUTPUT_MODES,
+    PHYSICS_WEIGHT_SCHEDULES,
+)
 from ptychodus_pinn_torch.config.engine import EngineConfig
 
 # events and progress import the standard library only; the engine (torch) loads in run()
@@ -114,6 +120,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MLflow tracking URI or folder (default ./mlruns; implies --mlflow)")
     parser.add_argument("--experiment", default=None,
                         help="MLflow experiment name (ptychodus-pinn-torch; implies --mlflow)")
+    generator = parser.add_argument_group("generator (specs/MODEL.md MODEL-220..227)")
+    generator.add_argument("--architecture", choices=ARCHITECTURES, default="cnn",
+                           help="cnn: the TF network (default); unet: cnn + skips; fno")
+    generator.add_argument("--output-mode", choices=OUTPUT_MODES, default=None,
+                           help="heads: amp_phase or real_imag (default: the architecture's, "
+                                "amp_phase for cnn/unet, real_imag for fno)")
+    generator.add_argument("--attention", default="",
+                           help="comma list of cbam_encoder, cbam_bottleneck, cbam_decoder, "
+                                "eca_encoder, eca_decoder (cnn/unet)")
+    for name, default in (("fno-modes", 12), ("fno-width", 32), ("fno-blocks", 4),
+                          ("fno-cnn-blocks", 2)):
+        generator.add_argument(f"--{name}", type=int, default=default,
+                               help=f"fno only ({default})")
+    stages = parser.add_argument_group("multi-stage training (specs/ENGINE.md ENG-220..222)")
+    for k, what in ((1, "warm-up"), (2, "blend toward the physics loss"), (3, "physics only")):
+        stages.add_argument(f"--stage-{k}-epochs", type=int, default=0,
+                            help=f"stage {k}: {what} (0; stages must add up to --epochs)")
+    stages.add_argument("--physics-weight-schedule", choices=PHYSICS_WEIGHT_SCHEDULES,
+                        default="cosine", help="stage-2 blend (cosine)")
+    stages.add_argument("--stage-3-lr-factor", type=float, default=0.1,
+                        help="learning-rate factor of stage 3 (0.1)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -162,10 +189,19 @@ def _model_config(args: argparse.Namespace, raw: Any) -> Any:
 
     if args.init_model is None:
         return ModelConfig(N=int(raw.diff3d.shape[-1]), gridsize=args.gridsize,
-                           n_filters_scale=args.n_filters_scale, model_type=args.model_type)
+                           n_filters_scale=args.n_filters_scale, model_type=args.model_type,
+                           **generator_fields(args))
     from ptychodus_pinn_torch.engine.fine_tune import model_config_of
 
     stored = model_config_of(args.init_model)
+    from ptychodus_pinn_torch.model.generators import DEFAULTS as GENERATOR_DEFAULTS
+
+    for name, given in generator_fields(args).items():
+        if given != GENERATOR_DEFAULTS[name] and given != getattr(stored, name, None):
+            raise ValueError(
+                f"the generator flag for {name}={given!r} differs from the initial model's "
+                f"{getattr(stored, name, None)!r} (--init-model {args.init_model}); drop the flag"
+            )
     defaults = {"gridsize": 1, "n_filters_scale": 2, "model_type": "pinn"}
     for name, default in defaults.items():
         given = getattr(args, name)
@@ -215,6 +251,11 @@ def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
         init_model=None if args.init_model is None else str(args.init_model),
         epochs_fine_tune=args.fine_tune_epochs,
         fine_tune_gamma=args.fine_tune_gamma,
+        stage_1_epochs=args.stage_1_epochs,
+        stage_2_epochs=args.stage_2_epochs,
+        stage_3_epochs=args.stage_3_epochs,
+        physics_weight_schedule=args.physics_weight_schedule,
+        stage_3_lr_factor=args.stage_3_lr_factor,
     )
 
 
@@ -247,6 +288,36 @@ def _finish_mlflow(tracker: Any, config: EngineConfig, archive: Path, history: P
     tracker.end("FINISHED")
     print(f"MLflow run {tracker.run_id}: logged the model as runs:/{tracker.run_id}/model",
           file=sys.stderr)
+
+
+def generator_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """ModelConfig fields of the generator flags; a switch the architecture cannot honour is a
+    ValueError naming the flag (``model.generators.check_architecture``)."""
+    from ptychodus_pinn_torch.model.generators import (
+        ATTENTION_FIELDS,
+        REGISTRY,
+        check_architecture,
+    )
+
+    fields: dict[str, Any] = {"architecture": args.architecture}
+    for name in ("fno_modes", "fno_width", "fno_blocks", "fno_cnn_blocks"):
+        fields[name] = getattr(args, name)
+    if args.output_mode is not None:
+        fields[REGISTRY[args.architecture].output_mode_field] = args.output_mode
+    for switch in (a.strip() for a in args.attention.split(",") if a.strip()):
+        if switch not in ATTENTION_FIELDS:
+            raise ValueError(f"--attention {switch!r} is unknown; use a comma list of "
+                             f"{', '.join(ATTENTION_FIELDS)}")
+        fields[switch] = True
+    try:
+        check_architecture(SimpleNamespace(**fields))
+    except ValueError as exc:
+        field = str(exc).split(" = ")[0].replace("ModelConfig.", "")
+        flag = ("--attention" if field in ATTENTION_FIELDS else
+                "--output-mode" if field.endswith("output_mode") else
+                "--" + field.replace("_", "-"))
+        raise ValueError(f"{exc} (flag {flag})") from None
+    return fields
 
 
 class _Progress:

@@ -20,6 +20,9 @@ ARCHITECTURES: tuple[str, ...] = ("cnn", "unet", "fno")
 OUTPUT_MODES: tuple[str, ...] = ("amp_phase", "real_imag")
 #: upstream HEAD architectures this package does not provide (refused by name).
 UPSTREAM_ONLY_ARCHITECTURES: tuple[str, ...] = ("ffno", "fno_vanilla", "neuralop_uno")
+#: ``physics_weight_schedule`` values: how stage 2 blends the warm-up loss into the physics loss
+#: (specs/ENGINE.md ENG-220).
+PHYSICS_WEIGHT_SCHEDULES: tuple[str, ...] = ("linear", "cosine", "exponential")
 #: spec ``backend`` values.
 BACKENDS: tuple[str, ...] = ("tensorflow", "pytorch")
 #: ``gradient_clip_algorithm`` values (upstream HEAD).

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptychodus_pinn_torch.config.checks import check_bool, check_choice, check_int, check_number
-from ptychodus_pinn_torch.config.choices import MODEL_TYPES
+from ptychodus_pinn_torch.config.choices import MODEL_TYPES, PHYSICS_WEIGHT_SCHEDULES
 from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
 
 #: Keras ``ReduceLROnPlateau(val_loss, factor 0.5, patience 2, min_lr 1e-4, min_delta 1e-4)``:
@@ -85,6 +85,12 @@ class EngineConfig:
         upstream ``TrainingConfig.epochs_fine_tune``.
     fine_tune_gamma: with ``init_model``, the learning rate is ``learning_rate *
         fine_tune_gamma`` (upstream ``fine_tune_gamma``, 0.1).
+    stage_1_epochs / stage_2_epochs / stage_3_epochs: multi-stage training (upstream PyTorch
+        TrainingConfig names; specs/ENGINE.md ENG-220): warm-up loss, blend toward the physics
+        loss, physics only. All 0 (default): one stage. Otherwise they must add up to
+        ``training.nepochs`` and ``model_type`` must be 'pinn'.
+    physics_weight_schedule: the stage-2 blend, 'linear', 'cosine' (default) or 'exponential'.
+    stage_3_lr_factor: the learning rate is multiplied by this when stage 3 begins (0.1).
     """
 
     training: TrainingConfig
@@ -102,6 +108,11 @@ class EngineConfig:
     init_model: str | None = None
     epochs_fine_tune: int = 0
     fine_tune_gamma: float = 0.1
+    stage_1_epochs: int = 0
+    stage_2_epochs: int = 0
+    stage_3_epochs: int = 0
+    physics_weight_schedule: str = "cosine"
+    stage_3_lr_factor: float = 0.1
 
     def __post_init__(self) -> None:
         o = "EngineConfig"
@@ -129,6 +140,7 @@ class EngineConfig:
         check_int(o, "checkpoint_every", self.checkpoint_every, minimum=1)
         check_number(o, "tv_weight", self.tv_weight, non_negative=True)
         _check_fine_tune(self)
+        self._check_stages()
         _check_training(self.training)
         if self.plateau().min_lr > self.step_size:
             raise ValueError(
@@ -138,6 +150,32 @@ class EngineConfig:
                    f" x fine_tune_gamma={self.fine_tune_gamma!r}") + "); raise it or "
                 "lower TrainingConfig.plateau_min_lr (with scheduler='ReduceLROnPlateau')"
             )
+
+    def _check_stages(self) -> None:
+        o = "EngineConfig"
+        for name in ("stage_1_epochs", "stage_2_epochs", "stage_3_epochs"):
+            check_int(o, name, getattr(self, name), minimum=0)
+        check_choice(o, "physics_weight_schedule", self.physics_weight_schedule,
+                     PHYSICS_WEIGHT_SCHEDULES)
+        check_number(o, "stage_3_lr_factor", self.stage_3_lr_factor, positive=True)
+        total = self.stage_1_epochs + self.stage_2_epochs + self.stage_3_epochs
+        if total and total != self.training.nepochs:
+            raise ValueError(
+                f"EngineConfig.stage_1_epochs + stage_2_epochs + stage_3_epochs = {total} must "
+                f"equal TrainingConfig.nepochs = {self.training.nepochs} (or set all three to 0 "
+                "for one stage)"
+            )
+        if total and self.training.model.model_type != "pinn":
+            raise ValueError(
+                "EngineConfig.stage_*_epochs blend toward the physics loss and need "
+                f"ModelConfig.model_type='pinn', got {self.training.model.model_type!r}; set the "
+                "stages to 0 for supervised training"
+            )
+
+    @property
+    def staged(self) -> bool:
+        """True when multi-stage training is on (any stage_*_epochs > 0)."""
+        return self.stage_1_epochs + self.stage_2_epochs + self.stage_3_epochs > 0
 
     @property
     def model(self) -> ModelConfig:

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ptychodus_pinn_torch.config.engine import LossWeights
 from ptychodus_pinn_torch.engine import distributed as distmod
 from ptychodus_pinn_torch.engine.events import BatchProgress, TrainCallbacks
 from ptychodus_pinn_torch.engine.losses import compute_loss
 from ptychodus_pinn_torch.engine.schedule import clip_gradients
 from ptychodus_pinn_torch.engine.session import TrainingSession
+from ptychodus_pinn_torch.model import ModelOutput
 
 
 @dataclass
@@ -46,14 +48,41 @@ def batch_loss(
     x_in = x.contiguous(memory_format=torch.channels_last) if session.config.channels_last else x
     with torch.autocast(session.device.type, dtype=torch.bfloat16, enabled=session.autocast_on):
         out = module(x_in, pos) if probe is None else module(x_in, pos, probe)
-    return compute_loss(
-        out,
-        x,
-        None if y_all is None else y_all[idx],
-        session.weights,
-        supervised=session.config.supervised,
-        positions=pos,
-    )
+    labels = None if y_all is None else y_all[idx]
+    w = session.physics_weight
+    physics = None
+    if w > 0 or session.config.supervised:
+        physics = compute_loss(out, x, labels, session.weights,
+                               supervised=session.config.supervised, positions=pos)
+    if w >= 1 or session.config.supervised:
+        assert physics is not None
+        return physics
+    return blend_with_warmup(out, x, labels, pos, physics, w, session.weights)
+
+
+def blend_with_warmup(
+    out: ModelOutput,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    pos: torch.Tensor,
+    physics: tuple[torch.Tensor, dict[str, torch.Tensor]] | None,
+    w: float,
+    weights: LossWeights,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(1 - w) * warm-up + w * physics`` (specs/ENGINE.md ENG-221): the warm-up is the
+    supervised amplitude/phase MAE when ``labels`` (B, C, N, N) complex64 exist, else the
+    diffraction amplitude MAE. Terms are returned weighted, prefixed ``warmup_``."""
+    if labels is not None:
+        warm, warm_terms = compute_loss(out, x, labels, weights, supervised=True, positions=pos)
+    else:
+        mae_only = LossWeights(nll=0.0, mae=1.0, probe_big=weights.probe_big)
+        warm, warm_terms = compute_loss(out, x, None, mae_only, supervised=False, positions=pos)
+    total = (1.0 - w) * warm
+    terms = {f"warmup_{k}": (1.0 - w) * v for k, v in warm_terms.items()}
+    if physics is not None:
+        total = total + w * physics[0]
+        terms.update({k: w * v for k, v in physics[1].items()})
+    return total, terms
 
 
 def evaluate(
@@ -147,4 +176,6 @@ def run_epoch(session: TrainingSession, epoch: int, callbacks: TrainCallbacks) -
     )
 
 
-__all__ = ["EpochOutcome", "batch_loss", "epoch_order", "evaluate", "run_epoch"]
+__all__ = [
+    "EpochOutcome", "batch_loss", "blend_with_warmup", "epoch_order", "evaluate", "run_epoch",
+]

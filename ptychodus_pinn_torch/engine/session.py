@@ -61,6 +61,8 @@ class TrainingSession:
     scan_of_group: torch.Tensor | None = None
     history: list[EpochReport] = field(default_factory=list)
     start_epoch: int = 0
+    #: weight of the physics loss in the current epoch (multi-stage training, .stages); 1 else
+    physics_weight: float = 1.0
 
     @property
     def autocast_on(self) -> bool:
@@ -208,7 +210,8 @@ def _distribute(
     module = DistributedDataParallel(
         model,
         device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=config.supervised,
+        # supervised losses (and a staged warm-up on labels) leave log_scale without gradient
+        find_unused_parameters=config.supervised or config.staged,
     )
     sampler = DistributedSampler(
         range(n_train),

@@ -48,6 +48,7 @@ from ptychodus_pinn_torch.engine.session import (
     setup,
     validation_count,
 )
+from ptychodus_pinn_torch.engine.stages import StagePlan
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +118,13 @@ def _fit(
     if session.start_epoch >= epochs:
         return f"checkpoint already holds {session.start_epoch} epoch(s) of {epochs}; nothing to do"
     last_good = copy.deepcopy(session.model.state_dict())
+    plan = StagePlan.of(config)
     for epoch in range(session.start_epoch, epochs):
         t0 = time.perf_counter()
+        session.physics_weight = plan.physics_weight(epoch)
+        if plan.lr_drop_at(epoch):
+            for group in session.optimizer.param_groups:
+                group["lr"] = float(group["lr"]) * plan.lr_factor
         lr = float(session.optimizer.param_groups[0]["lr"])
         outcome = run_epoch(session, epoch, callbacks)
         if outcome.aborted is not None:
@@ -135,13 +141,19 @@ def _fit(
                 f"non-finite loss at the end of epoch {epoch + 1}; kept the weights of "
                 f"epoch {epoch} (try a lower learning rate or check the data)"
             )
-        session.scheduler.step(val_loss if val_loss is not None else outcome.train_loss)
+        # the loss changes definition in stages 1-2: plateau and early stopping watch stage 3
+        blending = plan.stage(epoch) in (1, 2)
+        if not blending:
+            session.scheduler.step(val_loss if val_loss is not None else outcome.train_loss)
+        terms = dict(outcome.terms)
+        if plan.staged:
+            terms["physics_weight"] = session.physics_weight
         report = EpochReport(epoch=epoch + 1, epochs=epochs, train_loss=outcome.train_loss,
                              val_loss=val_loss, lr=lr, seconds=time.perf_counter() - t0,
-                             terms=outcome.terms)
+                             terms=terms)
         session.history.append(report)
         last_good = copy.deepcopy(session.model.state_dict())
-        stop_now = session.early.step(outcome.train_loss)
+        stop_now = False if blending else session.early.step(outcome.train_loss)
         due = (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == epochs or stop_now
         if checkpoint_dir is not None and ctx.is_main and due:
             _checkpoint(session, checkpoint_dir, report, last_good, callbacks)

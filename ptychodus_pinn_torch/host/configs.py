@@ -20,6 +20,9 @@ __all__ = ["build_engine_config", "build_model_config", "build_training_config",
 
 _MODEL_FIELDS = tuple(p.spec_field for p in parameters_of_group("model"))
 _TRAINING_FIELDS = tuple(p.spec_field for p in parameters_of_group("training"))
+#: EngineConfig fields of multi-stage training, from the execution group.
+_STAGE_FIELDS = ("stage_1_epochs", "stage_2_epochs", "stage_3_epochs", "physics_weight_schedule",
+                 "stage_3_lr_factor")
 
 
 def setting_name(section: str, spec_field: str) -> str:
@@ -97,8 +100,11 @@ def build_engine_config(values: dict[str, dict[str, Any]], *, N: int, model_type
 
     training = build_training_config(values, N=N, model_type=model_type, output_dir=output_dir)
     execution = values["execution"]
+    stages = {k: execution[k] for k in _STAGE_FIELDS}
     try:
         return EngineConfig(training=training, learning_rate=float(execution["learning_rate"]),
-                            seed=int(execution["seed"]), device=str(execution["device"]))
+                            seed=int(execution["seed"]), device=str(execution["device"]),
+                            **stages)
     except ValueError as exc:
-        raise _with_setting_hint(exc, "execution", ("learning_rate", "seed", "device")) from None
+        raise _with_setting_hint(
+            exc, "execution", ("learning_rate", "seed", "device", *_STAGE_FIELDS)) from None

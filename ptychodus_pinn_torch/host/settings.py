@@ -167,6 +167,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
        help="after the network, refine the object against the patterns with the physics model "
        "alone for this many passes (0 = off)"),
     _p("execution", "Seed", "int", 0, "seed", "Random seed", minimum=0),
+    # multi-stage training (specs/ENGINE.md ENG-220..222): 0/0/0 = one stage
+    _p("execution", "Stage1Epochs", "int", 0, "stage_1_epochs", "Stage 1 (warm-up) epochs",
+       minimum=0, maximum=100000, help="warm-up loss; stages must add up to Epochs"),
+    _p("execution", "Stage2Epochs", "int", 0, "stage_2_epochs", "Stage 2 (blend) epochs",
+       minimum=0, maximum=100000, help="blend from the warm-up to the physics loss"),
+    _p("execution", "Stage3Epochs", "int", 0, "stage_3_epochs", "Stage 3 (physics) epochs",
+       minimum=0, maximum=100000, help="physics loss only, at a lower learning rate"),
+    _p("execution", "PhysicsWeightSchedule", "choice", "cosine", "physics_weight_schedule",
+       "Physics weight schedule", choices=("linear", "cosine", "exponential")),
+    _p("execution", "Stage3LRFactor", "real", 0.1, "stage_3_lr_factor",
+       "Stage 3 learning-rate factor", minimum=1e-6, maximum=1.0),
     _p("execution", "WorkerStartTimeout", "real", 120.0, "worker_start_timeout_s",
        "Worker start timeout (s)", minimum=1.0,
        help="how long the training worker may take to report its first message"),
