@@ -66,6 +66,11 @@ def test_train_then_reconstruct_writes_every_output(npz, tmp_path: Path, capsys)
         (["train", "--train", "missing.npz", "--out", "o"], "missing.npz: no such file"),
         (["train", "--train", "{train}", "--out", "o", "--epochs", "0"], "--epochs must be >= 1"),
         (["train", "--train", "{train}", "--out", "o", "--device", "cuda:7"], "device"),
+        (["train", "--train", "{train}", "--out", "o", "--architecture", "fno", "--attention",
+          "cbam_encoder"], "(flag --attention)"),
+        (["train", "--train", "{train}", "--out", "o", "--fno-modes", "6"], "(flag --fno-modes)"),
+        (["train", "--train", "{train}", "--out", "o", "--epochs", "3", "--stage-1-epochs", "2"],
+         "must equal TrainingConfig.nepochs = 3"),
         (["reconstruct", "--model", "nope.zip", "--data", "{train}", "--out", "r.npz"],
          "nope.zip"),
         (["reconstruct", "--model", "{train}", "--data", "{train}", "--out", "r.txt"],
@@ -112,3 +117,22 @@ def test_more_groups_than_points_at_gridsize_2_names_the_flags(npz, tmp_path: Pa
     assert len(err) == 1
     assert f"--n-groups {n}" in err[0] and "--enable-oversampling" in err[0]
     assert not (tmp_path / "o" / "wts.h5.zip").exists()
+
+
+def test_generator_and_stage_flags_reach_the_archive(npz, tmp_path: Path) -> None:
+    out = tmp_path / "unet"
+    rc = main(["train", "--train", str(npz[0]), "--out", str(out), "--epochs", "2",
+               "--batch-size", "8", "--n-filters-scale", "1", "--n-groups", "16",
+               "--architecture", "unet", "--attention", "eca_encoder", "--output-mode",
+               "real_imag", "--stage-1-epochs", "1", "--stage-3-epochs", "1",
+               "--stage-3-lr-factor", "0.5", "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    from ptychodus_pinn_torch.engine.archive import load_archive
+
+    bundle = load_archive(out)
+    mc = bundle.model_config
+    assert (mc.architecture, mc.eca_encoder, mc.cnn_output_mode) == ("unet", True, "real_imag")
+    assert type(bundle.model.generator).__name__ == "UNet"
+    hist = json.loads((out / "history.json").read_text())["epochs"]
+    assert [e["terms"]["physics_weight"] for e in hist] == [0.0, 1.0]
+    assert [e["lr"] for e in hist] == [pytest.approx(1e-3), pytest.approx(5e-4)]

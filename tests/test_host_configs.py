@@ -100,3 +100,16 @@ def test_setting_hint_names_only_the_field_in_the_message() -> None:
     error = ValueError("TrainingConfig.realspace_mae_weight = -1 must be >= 0")
     message = str(_with_setting_hint(error, "training", _TRAINING_FIELDS))
     assert message.endswith("(ptychodus setting: [PINNTorchTraining] RealspaceMAEWeight)")
+
+
+def test_stage_settings_reach_the_engine_config(tmp_path: Path) -> None:
+    values = PINNTorchSettings(SettingsRegistry()).spec_values()
+    values["training"]["nepochs"] = 6
+    values["execution"].update(stage_1_epochs=1, stage_2_epochs=2, stage_3_epochs=3,
+                               physics_weight_schedule="linear", stage_3_lr_factor=0.5)
+    config = build_engine_config(values, N=64, model_type="pinn", output_dir=tmp_path)
+    assert (config.stage_1_epochs, config.stage_2_epochs, config.stage_3_epochs) == (1, 2, 3)
+    assert config.physics_weight_schedule == "linear" and config.stage_3_lr_factor == 0.5
+    values["execution"]["stage_3_epochs"] = 1
+    with pytest.raises(ValueError, match=r"\[PINNTorchExecution\] Stage1Epochs"):
+        build_engine_config(values, N=64, model_type="pinn", output_dir=tmp_path)
