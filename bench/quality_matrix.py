@@ -77,11 +77,21 @@ def parse_recipe(text: str) -> Recipe:
     raise ValueError(f"--recipes: unknown recipe {text!r}; use single or stages:S1,S2,S3[:sched]")
 
 
+#: probe kinds: data.simulate's, plus "fresnel" = the pinhole aperture propagated 4x farther
+#: (``make_probe("pinhole", defocus_factor=4)``): strong Fresnel ringing.
+PROBES: tuple[str, ...] = ("pinhole", "defocus", "fresnel")
+
+
 def simulate(object_kind: str, probe: str, dose: float, seed: int) -> Any:
     """One simulated scan (192x192 object, raster overlap 0.7, 729 positions at N = 64)."""
-    from ptychodus_pinn_torch.data.simulate import simulate_scan
+    from ptychodus_pinn_torch.data.simulate import make_probe, simulate_scan
 
-    return simulate_scan(object_kind=object_kind, probe=probe, nphotons=dose, seed=seed)  # type: ignore[arg-type]
+    if probe not in PROBES:
+        raise ValueError(f"--probes: unknown probe {probe!r}; use {', '.join(PROBES)}")
+    guess = make_probe("pinhole", 64, defocus_factor=4.0) if probe == "fresnel" else None
+    kind = "pinhole" if probe == "fresnel" else probe
+    return simulate_scan(object_kind=object_kind, probe=kind, nphotons=dose,  # type: ignore[arg-type]
+                         seed=seed, probe_guess=guess)
 
 
 def pool(scans: list[Any]) -> Any:
