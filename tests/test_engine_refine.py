@@ -85,3 +85,5 @@ def test_reconstruct_command_refines_and_keeps_the_network_object(
     assert main([*args, "--refine-epochs", "1", "--refine-algorithm", "adam",
                  "--refine-probe"]) == 2
     assert "lsqml" in capsys.readouterr().err
+    assert main([*args, "--threads", "-1"]) == 2
+    assert "--threads" in capsys.readouterr().err

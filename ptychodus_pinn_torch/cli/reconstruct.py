@@ -68,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the lsqml refinement also refines the probe")
     parser.add_argument("--refine-positions", action="store_true",
                         help="the lsqml refinement also corrects the scan positions")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="CPU threads torch uses (0: $OMP_NUM_THREADS if set, else torch's default for "
+        "the network and 1 for the refinement)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.refine_epochs < 0:
         raise ValueError(f"--refine-epochs must be >= 0, got {args.refine_epochs}")
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: the default), got {args.threads}")
     if not args.data.exists():
         raise FileNotFoundError(f"--data {args.data}: no such file or folder; pass a scan")
     if (args.model is None) == (args.mlflow_run is None):
@@ -121,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
-        refine_epochs=args.refine_epochs, keep_patches=False,
+        refine_epochs=args.refine_epochs, keep_patches=False, threads=args.threads or None,
         refine_options=RefineOptions(
             algorithm=args.refine_algorithm, noise=args.refine_noise,
             update_probe=args.refine_probe, correct_positions=args.refine_positions,

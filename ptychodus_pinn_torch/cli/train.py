@@ -80,6 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:K"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, grouping, shuffling")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="CPU threads torch uses (0: $OMP_NUM_THREADS if set, else torch's default)",
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     parser.add_argument(
         "--early-stop-patience",
@@ -153,6 +157,7 @@ def _check_args(args: argparse.Namespace) -> None:
         ("--neighbor-count", args.neighbor_count, 1),
         ("--seed", args.seed, 0),
         ("--early-stop-patience", args.early_stop_patience, 0),
+        ("--threads", args.threads, 0),
     ):
         if value < minimum:
             raise ValueError(f"{flag} must be >= {minimum}, got {value}")
@@ -256,6 +261,7 @@ def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
         stage_3_epochs=args.stage_3_epochs,
         physics_weight_schedule=args.physics_weight_schedule,
         stage_3_lr_factor=args.stage_3_lr_factor,
+        threads=args.threads or None,
     )
 
 

@@ -91,6 +91,8 @@ class EngineConfig:
         ``training.nepochs`` and ``model_type`` must be 'pinn'.
     physics_weight_schedule: the stage-2 blend, 'linear', 'cosine' (default) or 'exponential'.
     stage_3_lr_factor: the learning rate is multiplied by this when stage 3 begins (0.1).
+    threads: CPU threads torch uses while training (>= 1); None: ``OMP_NUM_THREADS`` if set,
+        else torch's default (engine.threads, ENG-205).
     """
 
     training: TrainingConfig
@@ -113,6 +115,7 @@ class EngineConfig:
     stage_3_epochs: int = 0
     physics_weight_schedule: str = "cosine"
     stage_3_lr_factor: float = 0.1
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         o = "EngineConfig"
@@ -139,6 +142,7 @@ class EngineConfig:
             check_bool(o, name, getattr(self, name))
         check_int(o, "checkpoint_every", self.checkpoint_every, minimum=1)
         check_number(o, "tv_weight", self.tv_weight, non_negative=True)
+        check_int(o, "threads", self.threads, minimum=1, optional=True)
         _check_fine_tune(self)
         self._check_stages()
         _check_training(self.training)

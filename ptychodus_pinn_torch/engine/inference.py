@@ -32,6 +32,7 @@ from ptychodus_pinn_torch.engine.result_checks import (
     check_positions_reach_grid,
     check_result,
 )
+from ptychodus_pinn_torch.engine.threads import check_threads, phase_threads
 
 #: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
 CANVAS_M = 20
@@ -163,6 +164,7 @@ def reconstruct(
     refine_options: RefineOptions | None = None,
     on_refine_epoch: Callable[[RefineEpoch], bool | None] | None = None,
     keep_patches: bool = True,
+    threads: int | None = None,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -186,6 +188,8 @@ def reconstruct(
     on_refine_epoch: progress of the refinement, called after each pass; returning True stops
         it (``refine_object``'s ``on_epoch``).
 
+    threads: CPU threads of the network pass and of the refinement (>= 1); None: the phase
+        defaults of ``engine.threads`` (ENG-205).
     keep_patches: return the per-group patches (``Reconstruction.patches``); False keeps only
         the stitched crop of each patch plus one pixel (1/3.5 of the memory at the default
         crop N/2), which is what large scans need (``canvas=True`` keeps them anyway).
@@ -213,6 +217,7 @@ def reconstruct(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    threads = check_threads(threads)
     t0 = time.perf_counter()
     n, gridsize = int(bundle.N), int(bundle.gridsize)
     k = neighbor_count
@@ -266,8 +271,9 @@ def reconstruct(
     model = bundle.model.to(dev)
     try:
         scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
-        patches_t = predict_patches(model, diff3d, nn, positions, scale=scale,
-                                    batch_size=batch_size, device=dev, window=window)
+        with phase_threads("inference", threads):
+            patches_t = predict_patches(model, diff3d, nn, positions, scale=scale,
+                                        batch_size=batch_size, device=dev, window=window)
     finally:
         bundle.model.to("cpu")
     if obj_guess is not None:
@@ -304,6 +310,7 @@ def reconstruct(
             step=refine_step,
             device=dev,
             on_epoch=on_refine_epoch,
+            threads=threads,
             **(refine_options or RefineOptions()).as_kwargs(),  # type: ignore[arg-type]
         )
         check_result(np.asarray(obj), coverage)

@@ -27,6 +27,7 @@ from ptychodus_pinn_torch.engine.solver import ORDERS, SolverState, batch_order
 from ptychodus_pinn_torch.engine.solver.adam import AdamStep
 from ptychodus_pinn_torch.engine.solver.lsqml import LsqmlStep
 from ptychodus_pinn_torch.engine.solver.state import NOISE_MODELS
+from ptychodus_pinn_torch.engine.threads import phase_threads
 from ptychodus_pinn_torch.physics.object_patches import PatchSampler
 
 #: Initial Adam step relative to the mean amplitude of the illuminated start object.
@@ -179,6 +180,7 @@ def refine_object(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[RefineEpoch], bool | None] | None = None,
     metric: Callable[[np.ndarray], Mapping[str, float]] | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, RefineReport]:
     """Refine ``obj`` so that ``probe * patch`` explains the measured ``amplitudes``.
 
@@ -207,6 +209,7 @@ def refine_object(
             refinement there (the report says ``stopped``).
         metric: called with the ``(H, W)`` complex64 object after each pass; its numbers go
             into ``RefineEpoch.metrics`` (e.g. SSIM against a known truth).
+        threads: CPU threads (>= 1); None: ``OMP_NUM_THREADS`` if set, else 1 (ENG-205).
 
     Returns:
         ``(refined (H, W) complex64, RefineReport)``. Pixels no probe reaches keep their value.
@@ -214,6 +217,36 @@ def refine_object(
     Raises:
         ValueError: wrong shapes, non-finite input, or bad settings (the message names it).
     """
+    with phase_threads("refine", threads):
+        return _refine(
+            obj, amplitudes, centres, probe, epochs=epochs, algorithm=algorithm,
+            batch_size=batch_size, order=order, noise=noise, regularization=regularization,
+            update_probe=update_probe, correct_positions=correct_positions, step=step,
+            seed=seed, device=device, on_epoch=on_epoch, metric=metric,
+        )
+
+
+def _refine(
+    obj: np.ndarray,
+    amplitudes: np.ndarray,
+    centres: np.ndarray,
+    probe: np.ndarray,
+    *,
+    epochs: int,
+    algorithm: str,
+    batch_size: int | None,
+    order: str,
+    noise: str,
+    regularization: float,
+    update_probe: bool,
+    correct_positions: bool,
+    step: float,
+    seed: int,
+    device: str | torch.device,
+    on_epoch: Callable[[RefineEpoch], bool | None] | None,
+    metric: Callable[[np.ndarray], Mapping[str, float]] | None,
+) -> tuple[np.ndarray, RefineReport]:
+    """:func:`refine_object` with its thread count in effect."""
     t0 = time.perf_counter()
     epochs = _check_int("refine epochs", epochs, 0)
     algorithm = _check_choice("refine algorithm", algorithm, ALGORITHMS)

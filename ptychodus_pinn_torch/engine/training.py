@@ -49,6 +49,7 @@ from ptychodus_pinn_torch.engine.session import (
     validation_count,
 )
 from ptychodus_pinn_torch.engine.stages import StagePlan
+from ptychodus_pinn_torch.engine.threads import phase_threads
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,21 @@ def train_model(
         )
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (the folder holding checkpoint.pt)")
+    with phase_threads("train", config.threads):
+        return _train_model(train_data, config, test_data=test_data, callbacks=callbacks,
+                            checkpoint_dir=checkpoint_dir, resume=resume)
+
+
+def _train_model(
+    train_data: RawData | Sequence[RawData],
+    config: EngineConfig,
+    *,
+    test_data: RawData | None,
+    callbacks: TrainCallbacks | None,
+    checkpoint_dir: Path | None,
+    resume: bool,
+) -> TrainResult:
+    """:func:`train_model` with the training's thread count in effect."""
     callbacks = TrainCallbacks() if callbacks is None else callbacks
     device = select_device(config.device, local_rank=distmod.local_rank_from_env())
     if config.bf16 and device.type != "cuda":

@@ -104,7 +104,8 @@ def build_engine_config(values: dict[str, dict[str, Any]], *, N: int, model_type
     try:
         return EngineConfig(training=training, learning_rate=float(execution["learning_rate"]),
                             seed=int(execution["seed"]), device=str(execution["device"]),
-                            **stages)
+                            threads=int(execution["threads"]) or None, **stages)
     except ValueError as exc:
         raise _with_setting_hint(
-            exc, "execution", ("learning_rate", "seed", "device", *_STAGE_FIELDS)) from None
+            exc, "execution", ("learning_rate", "seed", "device", "threads", *_STAGE_FIELDS)
+        ) from None

@@ -110,6 +110,7 @@ class PINNTorchReconstructor(TrainableReconstructor):
                              device=str(execution["device"]),
                              refine_epochs=int(execution["refine_epochs"]),
                              keep_patches=False,
+                             threads=int(execution["threads"]) or None,
                              neighbor_count=int(values["inference"]["neighbor_count"]))
         obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
         product = conversion.output_product(parameters.product, obj, self._losses)

@@ -178,6 +178,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
        "Physics weight schedule", choices=("linear", "cosine", "exponential")),
     _p("execution", "Stage3LRFactor", "real", 0.1, "stage_3_lr_factor",
        "Stage 3 learning-rate factor", minimum=1e-6, maximum=1.0),
+    _p("execution", "Threads", "int", 0, "threads", "CPU threads", minimum=0, maximum=1024,
+       help="CPU threads torch uses for training, the network and the refinement (0 = "
+       "$OMP_NUM_THREADS if set, else torch's default for the network and 1 for the "
+       "refinement)"),
     _p("execution", "WorkerStartTimeout", "real", 120.0, "worker_start_timeout_s",
        "Worker start timeout (s)", minimum=1.0,
        help="how long the training worker may take to report its first message"),
