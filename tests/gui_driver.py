@@ -13,7 +13,8 @@ the GUI can never take pytest down with it. The script
    (``textActivated``, as a user's pick), sets tiny training settings through our panel's
    widgets, Export Training Data..., Train, checks that Infer is enabled, Infer, switches to the
    Object view and selects the reconstructed object; last (unless ``--no-stop-check``) it starts
-   a 500-epoch training and presses ptychodus' Stop button after the first epoch,
+   a 500-epoch training in the same folder, watches the loss plot and the progress bar for
+   ``--live-epochs`` epochs and presses ptychodus' Stop button,
 4. writes ``report.json`` (what it saw at each step) and screenshots into the artifacts folder,
    and exits with 0 only if every step passed.
 
@@ -198,31 +199,54 @@ def _delay(seconds: float) -> Wait:
     return Wait(lambda: time.monotonic() >= end, seconds + 5.0, f"{seconds} s to pass")
 
 
-def _form_field(panel: Any, label: str, group: str) -> Any:
-    """The field widget of the form row labelled ``label`` in group box ``group`` of ``panel``."""
+def form_rows(panel: Any) -> dict[tuple[str, str], Any]:
+    """``{(group-box title, row label): field widget}`` of every form row of ``panel``."""
     from PyQt5.QtWidgets import QFormLayout, QGroupBox, QLabel
 
+    rows: dict[tuple[str, str], Any] = {}
     for box in panel.findChildren(QGroupBox):
-        if box.title() != group:
-            continue
         layout = box.layout()
         if not isinstance(layout, QFormLayout):
             continue
         for row in range(layout.rowCount()):
             item = layout.itemAt(row, QFormLayout.ItemRole.LabelRole)
             widget = item.widget() if item is not None else None
-            if isinstance(widget, QLabel) and widget.text() == label:
-                field = layout.itemAt(row, QFormLayout.ItemRole.FieldRole)
-                return field.widget()
-    raise LookupError(f"panel {panel.objectName()!r} has no row {label!r} in group {group!r}")
+            field = layout.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            if isinstance(widget, QLabel) and field is not None:
+                rows[box.title(), widget.text()] = field.widget()
+    return rows
+
+
+def _form_field(panel: Any, label: str, group: str) -> Any:
+    """The field widget of the form row labelled ``label`` in group box ``group`` of ``panel``."""
+    rows = form_rows(panel)
+    if (group, label) not in rows:
+        raise LookupError(f"panel {panel.objectName()!r} has no row {label!r} in group {group!r}")
+    return rows[group, label]
+
+
+def plot_points(axes: Any) -> int:
+    """The most points of any line on ``axes`` (the loss plot of ptychodus' Processing view)."""
+    return max((len(line.get_xdata()) for line in axes.get_lines()), default=0)
+
+
+def amplitude_correlation(obj: np.ndarray, truth: np.ndarray, box: list[int]) -> float:
+    """Pearson correlation of ``|obj|`` and ``|truth|`` ((H, W) complex, same pixel grid) inside
+    ``box`` = [r0, r1, c0, c1] (the scanned region); 0 for a constant image."""
+    r0, r1, c0, c1 = box
+    a = np.abs(obj[r0:r1, c0:c1]).ravel().astype(np.float64)
+    b = np.abs(truth[r0:r1, c0:c1]).ravel().astype(np.float64)
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 class GuiDriver:
     """The user's session: every step records what it saw into :attr:`report`."""
 
     def __init__(self, *, workdir: Path, artifacts: Path, product: Any, diffraction_file: Path,
-                 algorithm: str, epochs: int, timeout_s: float, stop_check: bool = True
-                 ) -> None:
+                 algorithm: str, epochs: int, timeout_s: float, stop_check: bool = True,
+                 refine_epochs: int = 0, live_epochs: int = 3) -> None:
         self.workdir = workdir
         self.artifacts = artifacts
         self.product = product
@@ -231,6 +255,8 @@ class GuiDriver:
         self.epochs = epochs
         self.timeout_s = timeout_s
         self.stop_check = stop_check
+        self.refine_epochs = refine_epochs
+        self.live_epochs = live_epochs
         self.report: dict[str, Any] = {"steps": [], "screenshots": {}, "ok": False}
         self.progress_log: list[tuple[float, int, int]] = []
         self.controller: Any = None
@@ -375,7 +401,7 @@ class GuiDriver:
         epochs = _form_field(page, "Epochs:", "Training")
         assert isinstance(epochs, QSpinBox)
         epochs.setValue(self.epochs)
-        scale = _form_field(page, "Filter scale:", "Model")
+        scale = _form_field(page, "Network width:", "Model")
         assert isinstance(scale, QSpinBox)
         scale.setValue(1)
         groups = _form_field(page, "Groups:", "Training")
@@ -389,6 +415,10 @@ class GuiDriver:
         assert isinstance(device, QComboBox)
         device.setCurrentIndex(device.findText("cpu"))
         device.textActivated.emit("cpu")
+        refine = _form_field(page, "Refine after inference (epochs):", "Execution")
+        assert isinstance(refine, QSpinBox)
+        refine.setValue(self.refine_epochs)
+        rows = form_rows(page)
         registry = model.settings_registry
 
         def value(group: str, name: str) -> Any:
@@ -398,7 +428,10 @@ class GuiDriver:
                    filter_scale=value("PINNTorchModel", "NumFiltersScale"),
                    groups=value("PINNTorchTraining", "NumGroups"),
                    batch=value("PINNTorchTraining", "BatchSize"),
-                   device=value("PINNTorchExecution", "Device"))
+                   device=value("PINNTorchExecution", "Device"),
+                   refine=value("PINNTorchExecution", "RefineEpochs"),
+                   rows={f"{group}/{label}": widget.toolTip()
+                         for (group, label), widget in rows.items()})
 
         product_combo = pc._product_view_controller.get_widget()
         product_combo.setCurrentIndex(0)
@@ -431,10 +464,21 @@ class GuiDriver:
         # watch ptychodus' progress bar as a user would; screenshot it once an epoch is done
         bar = pc._status_view.progress_bar
         bar_seen: set[tuple[int, int]] = set()
+        axes = pc._status_view.axes
+        reconstructor = algorithm_parameter.get_current_reconstructor()
+        live: list[tuple[int, int, bool]] = []
+        bar_texts: set[str] = set()
 
-        def finished() -> bool:
+        def sample() -> None:
+            """(epochs finished, loss-plot points, still processing) as a user sees them."""
+            live.append((reconstructor.training_status.snapshot().epochs_done,
+                         plot_points(axes), bool(monitor.is_processing)))
             if bar.isVisible():
                 bar_seen.add((bar.value(), bar.maximum()))
+                bar_texts.add(bar.text())
+
+        def finished() -> bool:
+            sample()
             return monitor.get_completed_runs() > runs and not monitor.is_processing
 
         yield Wait(lambda: finished() or (bar.isVisible() and bar.value() >= 1),
@@ -443,6 +487,8 @@ class GuiDriver:
             self.screenshot("2_training")
         yield Wait(finished, self.timeout_s, "training to finish")
         self.report["progress_bar_seen"] = sorted(bar_seen)
+        self.report["progress_bar_texts"] = sorted(bar_texts)
+        self.report["live_plot"] = live
         error = monitor.get_last_error()
         if error is not None:
             raise AssertionError(f"training failed: {error!r}")
@@ -452,6 +498,7 @@ class GuiDriver:
                    or time.monotonic() > deadline, 10, "Infer to become enabled")
         infer_enabled = actions.reconstruct_button.isEnabled()
         files = sorted(p.name for p in train_dir.iterdir())
+        first_model = (train_dir / "model.zip").read_bytes()
         status = page.findChild(QLabel, "PINNTorchModelStatus")
         status_before = status.text() if status is not None else None
         yield Wait(lambda: status is None or "none" not in status.text(), 4,
@@ -500,6 +547,8 @@ class GuiDriver:
         r0, r1 = int(np.ceil(min(ys))), int(np.floor(max(ys))) + 1
         c0, c1 = int(np.ceil(min(xs))), int(np.floor(max(xs))) + 1
         inner = amp[..., r0:r1, c0:c1]
+        truth = self.product.object_.get_array()
+        correlation = amplitude_correlation(obj[0], truth[0], [r0, r1, c0, c1])
         axes = pc._status_controller._view.axes
         lines = axes.get_lines()
         plotted = [len(line.get_xdata()) for line in lines]
@@ -513,6 +562,7 @@ class GuiDriver:
                    amp_mean=float(amp.mean()), scanned_box=[r0, r1, c0, c1],
                    inner_amp_std=float(inner.std()), inner_amp_mean=float(inner.mean()),
                    phase_std=float(np.angle(obj).std()),
+                   truth_amp_correlation=correlation,
                    losses=[(int(v.epoch), float(v.value)) for v in out_item.get_losses()],
                    plot_points=plotted, plot_drawable_points=drawable,
                    plot_yscale=axes.get_yscale(),
@@ -541,16 +591,27 @@ class GuiDriver:
         if not self.stop_check:
             return
 
-        # 8. a long training, stopped with ptychodus' Stop button after its first epoch
+        # 8. a long training in the same folder, watched live, stopped with ptychodus' Stop
         view.processing_action.trigger()
         product_combo.setCurrentIndex(0)
         epochs = _form_field(page, "Epochs:", "Training")
         epochs.setValue(500)
         runs = monitor.get_completed_runs()
         log_start = len(self.progress_log)
+        live_start = len(live)
         actions.train_button.click()
-        yield Wait(lambda: any(p[1] >= 1 for p in self.progress_log[log_start:]),
-                   self.timeout_s, "the long training to finish an epoch")
+        yield Wait(lambda: monitor.is_processing or monitor.get_completed_runs() > runs, 20,
+                   "the long training to start")
+        yield Wait(lambda: (sample(), reconstructor.training_status.snapshot().epochs_done
+                            >= self.live_epochs)[1], self.timeout_s,
+                   f"the long training to finish {self.live_epochs} epochs")
+        yield Wait(lambda: (sample(), plot_points(axes) >= self.live_epochs)[1], 5,
+                   "the loss plot to show them")
+        self.screenshot("5_training_live")
+        self._step("training_live", bar_text=bar.text(), bar=[bar.value(), bar.maximum()],
+                   status=status.text() if status is not None else None,
+                   plot_title=axes.get_title(), plot_points=plot_points(axes),
+                   epochs_done=reconstructor.training_status.snapshot().epochs_done)
         yield Wait(lambda: pc._status_view.stop_button.isVisible(), 5, "the Stop button")
         clicked = time.monotonic()
         pc._status_view.stop_button.click()
@@ -559,10 +620,21 @@ class GuiDriver:
         latency = time.monotonic() - clicked
         error = monitor.get_last_error()
         yield Wait(actions.reconstruct_button.isEnabled, 5, "Infer after the stopped training")
+        yield Wait(lambda: status is None or "stopped at epoch" in status.text(), 4,
+                   "the panel to say what the stopped training kept")
+        yield _delay(0.6)
+        self.screenshot("6_stopped")
         last = max(p[1] for p in self.progress_log[log_start:])
+        backup = train_dir / "model.1.zip"
         self._step("stopped", latency_s=round(latency, 2), last_progress=last,
                    goal=self.progress_log[-1][2], error=repr(error) if error else None,
-                   infer_enabled=actions.reconstruct_button.isEnabled())
+                   infer_enabled=actions.reconstruct_button.isEnabled(),
+                   status=status.text() if status is not None else None,
+                   files=sorted(p.name for p in train_dir.iterdir()),
+                   earlier_model_kept=backup.is_file() and backup.read_bytes() == first_model,
+                   model_replaced=(train_dir / "model.zip").read_bytes() != first_model,
+                   kept_epochs=len(reconstructor.last_train_result["history"]),
+                   live=live[live_start:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -573,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds each of training and inference may take")
+    parser.add_argument("--refine-epochs", type=int, default=0,
+                        help="'Refine after inference (epochs)' typed into the panel")
+    parser.add_argument("--live-epochs", type=int, default=3,
+                        help="epochs of the long training watched live before Stop")
     parser.add_argument("--no-stop-check", action="store_true",
                         help="skip the last step (a long training stopped with Stop)")
     parser.add_argument("--no-install", action="store_true",
@@ -596,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
     driver = GuiDriver(workdir=args.workdir, artifacts=args.artifacts, product=product,
                        diffraction_file=diffraction_file, algorithm=args.algorithm,
                        epochs=args.epochs, timeout_s=args.timeout,
-                       stop_check=not args.no_stop_check)
+                       stop_check=not args.no_stop_check,
+                       refine_epochs=args.refine_epochs, live_epochs=args.live_epochs)
     original_show = ControllerCore.show_main_window
 
     def show_and_drive(self: Any, window_title: str) -> None:

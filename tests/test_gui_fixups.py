@@ -1,7 +1,7 @@
-"""The ProcessingController fix-ups of ptychodus_pinn_torch.host.panel on the real ptychodus GUI.
+"""The ProcessingController fix-ups (ptychodus_pinn_torch.host.controller_fixups) on the real GUI.
 
 Builds ptychodus' ModelCore, ViewCore and ControllerCore exactly as ``ptychodus.__main__`` does
-(offscreen, no event loop), with this package's hooks installed, and checks the three repairs
+(offscreen, no event loop), with this package's hooks installed, and checks the repairs
 of :func:`attach_controller_fixups` against ptychodus' own controller, monitor and buttons.
 """
 
@@ -19,7 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
-from ptychodus_pinn_torch.host import panel  # noqa: E402
+from ptychodus_pinn_torch.host import controller_fixups as fixups_module  # noqa: E402
 from ptychodus_pinn_torch.host.install import install, is_installed, uninstall  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -50,7 +50,7 @@ def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     chat._view.text_edit.removeEventFilter(chat)
     view.close()
     # leave ptychodus' classes as this module found them
-    panel.remove_controller_self_attach()
+    fixups_module.remove_controller_self_attach()
     if not was_installed:
         uninstall()
 
@@ -60,8 +60,8 @@ def test_fixups_attach_once_and_align_the_algorithm(gui: dict[str, Any]) -> None
     api = gui["model"].processing_core.processing_api
     # our panel factory made the controller attach them while ptychodus built it
     attached = getattr(pc, "_pinn_torch_fixups", None)
-    assert isinstance(attached, panel.ControllerFixups)
-    fixups = panel.attach_controller_fixups(pc, api)
+    assert isinstance(attached, fixups_module.ControllerFixups)
+    fixups = fixups_module.attach_controller_fixups(pc, api)
     assert fixups is attached  # idempotent
     assert fixups.run_observer is not None and fixups.infer_guard is not None
     assert fixups.algorithm_aligned
@@ -75,7 +75,7 @@ def test_infer_stays_disabled_without_a_model_when_a_product_appears(
     gui: dict[str, Any]
 ) -> None:
     pc = gui["controller"]._processing_controller
-    panel.attach_controller_fixups(pc, gui["model"].processing_core.processing_api)
+    fixups_module.attach_controller_fixups(pc, gui["model"].processing_core.processing_api)
     workflow = gui["model"].workflow_api
     diffraction = workflow.load_assembled_diffraction_data(gui["diffraction_file"])
     workflow.register_product(gui["product"], diffraction=diffraction)
@@ -91,7 +91,7 @@ def test_infer_stays_disabled_without_a_model_when_a_product_appears(
 def test_a_finished_run_resyncs_the_processing_view(gui: dict[str, Any]) -> None:
     model = gui["model"]
     pc = gui["controller"]._processing_controller
-    fixups = panel.attach_controller_fixups(pc, model.processing_core.processing_api)
+    fixups = fixups_module.attach_controller_fixups(pc, model.processing_core.processing_api)
     assert fixups is not None and fixups.run_observer is not None
     monitor = model.processing_core.processing_api.task_monitor
     before = fixups.run_observer.resyncs
@@ -120,7 +120,7 @@ def test_loss_plot_axis_is_linear_only_when_a_loss_is_not_positive(
 
     model = gui["model"]
     pc = gui["controller"]._processing_controller
-    assert panel.attach_controller_fixups(pc, model.processing_core.processing_api)
+    assert fixups_module.attach_controller_fixups(pc, model.processing_core.processing_api)
     product = dataclasses.replace(
         gui["product"], losses=[LossValue(epoch=i + 1, value=v) for i, v in enumerate(values)]
     )

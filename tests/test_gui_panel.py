@@ -102,7 +102,12 @@ def test_pinn_panel_has_one_widget_of_the_right_kind_per_parameter(
         else:  # unbounded int, other reals: a line edit (inside ptychodus' DecimalLineEdit)
             line_edit = field if isinstance(field, QLineEdit) else field.findChild(QLineEdit)
             assert isinstance(line_edit, QLineEdit), spec.name
-        assert field.toolTip() == spec.help, spec.name
+        # every row says what it does, its unit and upstream's name (HOST-142)
+        assert field.toolTip() == spec.tooltip, spec.name
+        assert spec.help and spec.unit, spec.name
+        tip = field.toolTip()
+        assert spec.help[1:] in tip and f"Unit: {spec.unit}." in tip, spec.name
+        assert f"Upstream: {spec.upstream_name}." in tip and f"] {spec.name}." in tip, spec.name
 
 
 def test_supervised_panel_hides_the_physics_knobs(

@@ -464,7 +464,7 @@ def test_reconstruct_on_input_grid(trained: dict[str, Any], scan: Any) -> None:
     from ptychodus_pinn_torch.host.library import PtychoPINNTorchLibrary
 
     fresh = PtychoPINNTorchLibrary(SettingsRegistry()).reconstructor("PINN")
-    with pytest.raises(ValueError, match="no model is loaded; train one"):
+    with pytest.raises(ValueError, match="no model is loaded"):
         list(fresh.reconstruct(scan.reconstruct_input()))
     ri = scan.reconstruct_input()
     small = replace(ri, diffraction_patterns=np.asarray(ri.diffraction_patterns)[:, :32, :32],
@@ -503,3 +503,156 @@ def test_model_files(trained: dict[str, Any], scan: Any, tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError):
         other.load_model_from_file(tmp_path / "missing.zip")
     assert other.is_model_loaded() and other.model_path == saved
+
+
+@pytest.mark.spec("HOST-140")
+def test_training_status_and_epoch_lines(trained: dict[str, Any]) -> None:
+    reconstructor = trained["reconstructor"]
+    history = reconstructor.last_train_result["history"]
+    snap = reconstructor.training_status.snapshot()
+    assert snap.state == "finished" and snap.run == 1
+    assert snap.epochs_done == snap.epochs_planned == len(history)
+    assert list(snap.train_losses) == [(h["epoch"], h["train_loss"]) for h in history]
+    assert list(snap.val_losses) == [(h["epoch"], h["val_loss"]) for h in history
+                                     if h["val_loss"] is not None]
+    assert snap.fraction == 1.0
+    assert snap.batch_reports >= 1  # 25 groups in batches of 16: batch 1 of 2 was reported
+    lines = [r.getMessage() for r in trained["records"]
+             if r.name == "ptychodus_pinn_torch.host.reconstructor" and r.levelno == logging.INFO]
+    last = history[-1]
+    expected = f"epoch {last['epoch']} / {len(history)}: loss {last['train_loss']:.6g}"
+    assert any(expected in line and line.endswith("done") for line in lines), lines
+
+
+def _train_all(reconstructor: Any, folder: Path) -> list[Any]:
+    return list(reconstructor.train(folder, folder))
+
+
+@pytest.mark.spec("HOST-141")
+def test_a_training_never_destroys_an_earlier_model(trained: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    import shutil
+
+    work = trained["work"]
+    shutil.copyfile(work / "train_data.npz", tmp_path / "train_data.npz")
+    shutil.copyfile(work / "model.zip", tmp_path / "model.zip")
+    earlier = (tmp_path / "model.zip").read_bytes()
+    library = _our_library()
+    reconstructor = library.reconstructor("PINN")
+    reconstructor.load_model_from_file(tmp_path / "model.zip")
+    # 1. a new training keeps the earlier model as model.1.zip
+    _train_all(reconstructor, tmp_path)
+    assert (tmp_path / "model.1.zip").read_bytes() == earlier
+    second = (tmp_path / "model.zip").read_bytes()
+    assert second != earlier and reconstructor.model_path == tmp_path / "model.zip"
+    line = reconstructor.training_status.snapshot().line
+    assert str(tmp_path / "model.zip") in line and str(tmp_path / "model.1.zip") in line
+    # 2. Stop before the first epoch: no archive written, the set-aside model comes back
+    generator = reconstructor.train(tmp_path, tmp_path)
+    next(generator)
+    generator.close()
+    assert (tmp_path / "model.zip").read_bytes() == second
+    assert not (tmp_path / "model.2.zip").exists()
+    assert reconstructor.model_path == tmp_path / "model.zip"
+    snap = reconstructor.training_status.snapshot()
+    assert snap.state == "stopped" and "before its first epoch finished" in snap.line
+    assert "previous model is back" in snap.line
+    # 3. OverwriteModel: model.zip is replaced, no new backup
+    library.execution_settings.overwrite_model.set_value(True)
+    _train_all(reconstructor, tmp_path)
+    assert (tmp_path / "model.zip").read_bytes() != second
+    assert sorted(p.name for p in tmp_path.glob("model*.zip")) == ["model.1.zip", "model.zip"]
+
+
+@pytest.mark.spec("HOST-141")
+def test_a_stopped_training_says_which_weights_it_kept(ours: None, scan: Any,
+                                                       tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    library = _our_library()
+    library.training_settings.num_epochs.set_value(10_000)
+    library.training_settings.batch_size.set_value("4")
+    reconstructor = library.reconstructor("PINN")
+    reconstructor.export_training_data(tmp_path / "train_data.npz", scan.reconstruct_input())
+    (tmp_path / "model.zip").write_bytes(b"an earlier model")
+    generator = reconstructor.train(tmp_path, tmp_path)
+    deadline = time.monotonic() + 120
+    with caplog.at_level(logging.WARNING, logger="ptychodus_pinn_torch"):
+        for output in generator:
+            if output.progress >= 1:
+                break
+            assert time.monotonic() < deadline
+        generator.close()
+    kept = reconstructor.last_train_result["history"][-1]["epoch"]
+    snap = reconstructor.training_status.snapshot()
+    assert snap.state == "stopped"
+    assert snap.line.startswith(f"stopped at epoch {kept} of 10000 (")
+    assert f"kept epoch {kept}'s weights in {tmp_path / 'model.zip'}" in snap.line
+    assert f"previous model is kept as {tmp_path / 'model.1.zip'}" in snap.line
+    assert (tmp_path / "model.1.zip").read_bytes() == b"an earlier model"
+    assert any(snap.line in r.getMessage() for r in caplog.records
+               if r.levelno == logging.WARNING)
+
+
+@pytest.mark.spec("HOST-142")
+def test_every_settings_row_explains_itself(ours: None) -> None:
+    from ptychodus_pinn_torch.host.settings import PARAMETERS
+
+    labels = [p.label for p in PARAMETERS]
+    assert len(set(labels)) == len(labels)
+    for p in PARAMETERS:
+        assert p.label and p.help and p.unit, p.name
+        tip = p.tooltip
+        assert p.help[1:] in tip and f"Unit: {p.unit}." in tip, p.name
+        assert f"settings.ini: [{p.group}] {p.name}." in tip, p.name
+        if p.section == "execution":
+            assert "Upstream: none (PyTorch backend only)." in tip
+        else:
+            owner = {"model": "ModelConfig", "training": "TrainingConfig",
+                     "inference": "InferenceConfig"}[p.section]
+            assert f"Upstream: {owner}.{p.spec_field}." in tip
+
+
+@pytest.mark.spec("HOST-143")
+def test_a_few_epoch_model_says_so(trained: dict[str, Any], scan: Any,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    reconstructor = trained["reconstructor"]
+    epochs = len(reconstructor.last_train_result["history"])
+    assert epochs < 10
+    execution = trained["library"].execution_settings
+    for refine, phrase in ((0, "RefineEpochs"), (2, "not from the network")):
+        execution.refine_epochs.set_value(refine)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ptychodus_pinn_torch"):
+            list(reconstructor.reconstruct(scan.reconstruct_input()))
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len([w for w in warnings if f"only {epochs} epoch(s)" in w]) == 1, warnings
+        assert any(phrase in w for w in warnings), warnings
+    execution.refine_epochs.set_value(0)
+
+
+@pytest.mark.spec("HOST-144")
+def test_batch_reconstruct_without_model_is_one_line(ours: None, scan: Any, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from ptychodus.api.exit_codes import ExitCode
+    from ptychodus.model.core import ModelCore
+
+    from ptychodus_pinn_torch.host.sample_data import write_standard_layout
+
+    folder = write_standard_layout(tmp_path / "in", scan)
+    (folder / "settings.ini").write_text("[Processing]\nAlgorithm = ptychopinn-pytorch_pinn\n")
+    install_mod.uninstall()
+    plugins.reset_plugin_manager()
+    try:
+        install_mod.install(gui=False)
+        core = ModelCore()
+        with caplog.at_level(logging.INFO):
+            code = core.batch_mode_execute("reconstruct", folder, tmp_path / "out")
+        assert code == ExitCode.FAILURE
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and errors[0].exc_info is None, [r.getMessage() for r in errors]
+        message = errors[0].getMessage()
+        assert f"no model file at {folder / 'model.zip'}" in message and "\n" not in message
+        assert not list((tmp_path / "out").glob("product*.h5"))
+    finally:
+        install_mod.uninstall()
+        plugins.reset_plugin_manager()

@@ -7,6 +7,8 @@ constructors that receive those lists:
 - ``ptychodus.model.processing.core.ProcessingCore.__init__``: appends the libraries of every
   plugin's ``reconstructor_libraries`` hook to ``algorithm_libraries`` (before ptychodus reads
   ``settings.ini``, so settings created by plugins are loaded and saved like built-in ones);
+- ``ptychodus.model.core.ModelCore._batch_mode_reconstruct``: a missing model file of one of
+  our reconstructors is one clear line instead of a traceback (:mod:`.batch_checks`);
 - ``ptychodus.controller.processing.core.ProcessingController.__init__`` (GUI only): appends
   each plugin's panel factory to ``view_controller_factories``. The controller module imports
   PyQt5, so it is wrapped lazily: at once if it is already imported, otherwise by an import hook
@@ -31,7 +33,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from ptychodus_pinn_torch.host import plugins
+from ptychodus_pinn_torch.host import batch_checks, plugins
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +206,7 @@ def install(*, gui: bool | None = None) -> bool:
     except Exception:
         logger.exception("ptychodus-pinn-torch: model hook not installed; ptychodus continues")
         return False
+    batch_checks.install()  # fail-open: logs and returns False on its own
     try:
         if gui is None:
             gui = _pyqt5_available()
@@ -234,6 +237,7 @@ def uninstall() -> None:
     global _finder
     _unwrap_class(MODEL_MODULE, MODEL_CLASS)
     _unwrap_class(GUI_MODULE, GUI_CLASS)
+    batch_checks.uninstall()
     if _finder is not None:
         try:
             sys.meta_path.remove(_finder)

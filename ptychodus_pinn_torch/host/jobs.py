@@ -14,6 +14,8 @@ from ptychodus_pinn_torch.host.worker import WorkerChannel
 logger = logging.getLogger("ptychodus_pinn_torch.host.jobs")
 
 TRAIN_JOB = "ptychodus_pinn_torch.host.jobs:train_job"
+#: the fewest seconds between two ``batch`` messages (the GUI redraws 4 times a second)
+BATCH_EVENT_INTERVAL_S = 0.25
 
 
 def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]:
@@ -22,15 +24,19 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
     payload: ``train_file``, ``test_file`` (or None), ``output_dir``, ``archive_file``,
     ``model_type`` (``"pinn"``/``"supervised"``), ``values`` (``PINNTorchSettings.spec_values()``),
     ``num_threads`` (or None).
-    Emits ``("epoch", EpochReport.to_dict())`` after every epoch; polls Stop before every batch.
+    Emits ``("epoch", EpochReport.to_dict())`` after every epoch and ``("batch", {"batch": k,
+    "batches": m})`` at most every :data:`BATCH_EVENT_INTERVAL_S` seconds inside an epoch;
+    polls Stop before every batch.
     Runs the one training pipeline (:func:`ptychodus_pinn_torch.engine.run.run_training`):
     ``output_dir/history.json`` and ``output_dir/checkpoints/checkpoint.pt`` as every training.
     Returns ``{"archive": path or None (no epoch finished), "stopped": reason or None,
     "history": [...], "device": str}``.
     """
+    import time
+
     import torch
 
-    from ptychodus_pinn_torch.engine.events import TrainCallbacks
+    from ptychodus_pinn_torch.engine.events import BatchProgress, TrainCallbacks
     from ptychodus_pinn_torch.engine.run import load_scan, run_training
     from ptychodus_pinn_torch.host.configs import build_engine_config
 
@@ -43,8 +49,18 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
                                  output_dir=output_dir)
     logger.info("training %s on %d patterns of %dx%d (%s), %d epochs", payload["model_type"],
                 train_data.n_positions, n, n, payload["train_file"], config.epochs)
+    last_batch_event = [0.0]
+
+    def on_batch(progress: BatchProgress) -> None:
+        now = time.monotonic()
+        if (now - last_batch_event[0] >= BATCH_EVENT_INTERVAL_S
+                and progress.batch < progress.batches):
+            last_batch_event[0] = now
+            channel.emit("batch", {"batch": progress.batch, "batches": progress.batches})
+
     callbacks = TrainCallbacks(
         on_epoch=(lambda report: channel.emit("epoch", report.to_dict()),),
+        on_batch=(on_batch,),
         should_stop=channel.should_stop,
     )
     run = run_training(train_data, config, output_dir, test=payload.get("test_file") or None,

@@ -1,7 +1,8 @@
-"""The Qt side of PtychoPINN-PyTorch inside ptychodus: the settings panel and controller fix-ups.
+"""The settings panel of PtychoPINN-PyTorch inside ptychodus (one per reconstructor).
 
-This is the only module of the package that imports PyQt5 or ptychodus' ``controller`` code.
-The host's GUI hook imports it lazily, so batch mode (``ptychodus -b``) never loads Qt.
+This module and :mod:`.controller_fixups` (the repairs of ptychodus' own Processing view) are
+the only modules of the package that import PyQt5 or ptychodus' ``controller`` code. The host's
+GUI hook imports them lazily, so batch mode (``ptychodus -b``) never loads Qt.
 
 Public API
 ----------
@@ -10,19 +11,14 @@ Public API
     library's name (``PtychoPINN-PyTorch``). ptychodus calls its ``create_view_controller`` once per
     reconstructor (``pinn``, ``supervised``; ptychodus passes the name casefolded) and puts the
     returned widget into the Processing view's stacked widget.
-:func:`attach_controller_fixups`
-    ``(controller, processing_api) -> ControllerFixups | None``: GUI-side repairs of ptychodus
-    1.7's ``ProcessingController``: Infer re-enabled right after a training run, Infer kept
-    disabled while there is no model, the loss plot readable when losses are <= 0, and the
-    algorithm combo box never showing an algorithm other than the selected one. Idempotent and
-    fail-open.
-:func:`install_controller_self_attach`
-    called by :func:`create_view_controller_factory`: every ``ProcessingController`` attaches
-    those repairs to itself at the end of its ``__init__`` (so the host's install wrapper does
-    not have to call :func:`attach_controller_fixups`; calling it anyway is harmless).
+
+It also makes every ``ProcessingController`` attach :mod:`.controller_fixups` to itself
+(:func:`.controller_fixups.install_controller_self_attach`).
 
 Each panel shows a header (library / reconstructor and one line on what it trains), a
-:class:`ModelStatusLabel` (which model Infer would use) and one group box per settings group.
+:class:`ModelStatusLabel` (which model Infer would use, and the state of the running or last
+training) and one group box per settings group. Every row's tooltip says what it does, its
+unit and upstream's name (:attr:`.settings.ParameterSpec.tooltip`).
 
 The panel is built with ptychodus' own ``ParameterViewBuilder`` from the parameter table
 :data:`ptychodus_pinn_torch.host.settings.PARAMETERS`: enumerated values (``AmpActivation``,
@@ -35,14 +31,11 @@ changes the setting (and what "Save Settings" writes) and a changed setting upda
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ptychodus.api.observer import Observable, Observer
 from ptychodus.api.parameters import (
     BooleanParameter,
     IntegerParameter,
@@ -58,20 +51,18 @@ from ptychodus.controller.processing import ReconstructorViewControllerFactory
 from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .controller_fixups import install_controller_self_attach
 from .settings import ParameterSpec, PINNTorchSettings, SettingsGroup
+from .training_status import TrainingStatus
 
 __all__ = [
     "PANEL_OBJECT_NAME_PREFIX",
     "PINN_ONLY_PARAMETERS",
     "SECTION_TITLES",
     "PINNTorchViewControllerFactory",
-    "attach_controller_fixups",
-    "ControllerFixups",
     "ModelStatusLabel",
     "build_settings_panel",
     "create_view_controller_factory",
-    "install_controller_self_attach",
-    "remove_controller_self_attach",
     "visible_specs",
 ]
 
@@ -154,7 +145,7 @@ def _add_parameter(
 ) -> None:
     """Add the widget that fits ``spec.kind`` (and its range) for ``parameter`` to ``builder``."""
     label = f"{spec.label}:"
-    tip = spec.help
+    tip = spec.tooltip
     if spec.kind == "choice":
         _check_parameter(spec, parameter, StringParameter)
         if not spec.choices:
@@ -191,14 +182,17 @@ def _add_parameter(
 
 
 class ModelStatusLabel(QLabel):
-    """One line saying which model Infer would use: ``Model: none ...`` or ``Model: <file>``.
+    """Which model Infer would use (``Model: none ...`` or ``Model: <file> (<folder>)``) and,
+    once a training ran, its state: the live ``epoch k / n ...`` line while it runs, then how
+    it ended (for a stopped training: which epoch's weights were kept, and where).
 
     ptychodus shows no model status anywhere. The label reads the reconstructor's
-    ``is_model_loaded()`` (and ``model_path`` when it has one) once a second while it is
-    visible, the same cadence as ptychodus' own GUI task timer.
+    ``is_model_loaded()``, ``model_path`` and ``training_status`` every
+    :attr:`INTERVAL_MS` while it is visible.
     """
 
     NO_MODEL = "Model: none loaded (Train, or Load Model... from the \u25be menu)"
+    INTERVAL_MS = 500
 
     def __init__(self, reconstructor: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -206,7 +200,7 @@ class ModelStatusLabel(QLabel):
         self.setWordWrap(True)
         self._reconstructor = reconstructor
         self._timer = QTimer(self)
-        self._timer.setInterval(1000)
+        self._timer.setInterval(self.INTERVAL_MS)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
         self.refresh()
@@ -217,6 +211,7 @@ class ModelStatusLabel(QLabel):
         try:
             loaded = bool(self._reconstructor.is_model_loaded())
             path = getattr(self._reconstructor, "model_path", None)
+            status = getattr(self._reconstructor, "training_status", None)
         except Exception:
             logger.exception("ptychodus-pinn-torch: model status unavailable")
             return
@@ -226,6 +221,11 @@ class ModelStatusLabel(QLabel):
             text = f"Model: {Path(path).name} ({Path(path).parent})"
         else:
             text = "Model: loaded"
+        if isinstance(status, TrainingStatus):
+            snap = status.snapshot()
+            if snap.run:
+                prefix = "Training: " if snap.state == "running" else "Last training: "
+                text += "\n" + prefix + snap.line
         if text != self.text():
             self.setText(text)
             self.setToolTip(str(path) if loaded and path else "")
@@ -325,259 +325,10 @@ def create_view_controller_factory(
 ) -> ReconstructorViewControllerFactory:
     """The panel factory for ``library`` (the hookimpl body of the host's GUI hook).
 
-    Also makes every ``ProcessingController`` attach :func:`attach_controller_fixups` to itself
-    (see :func:`install_controller_self_attach`), so the fix-ups are in place whether or not
-    the caller attaches them explicitly.
+    Also makes every ``ProcessingController`` attach
+    :func:`.controller_fixups.attach_controller_fixups` to itself (see
+    :func:`.controller_fixups.install_controller_self_attach`), so the fix-ups are in place
+    whether or not the caller attaches them explicitly.
     """
     install_controller_self_attach()
     return PINNTorchViewControllerFactory(library, file_dialog_factory)
-
-
-# --------------------------------------------------------------------------------------------
-# ProcessingController fix-ups
-# --------------------------------------------------------------------------------------------
-
-_FIXUP_ATTRIBUTE = "_pinn_torch_fixups"
-
-
-class _RunCompletionObserver(Observer):
-    """Re-syncs the Processing view after every finished run (train, reconstruct, infer).
-
-    ptychodus 1.7 enables Infer only when the algorithm changes or a model is loaded through
-    "Load Model...", so after a training run that loaded its model Infer stays disabled. The
-    task monitor notifies its observers on the GUI thread (ptychodus' foreground task queue);
-    when its completed-run counter has moved, this calls the controller's own
-    ``_sync_model_to_view`` so the buttons reflect ``is_model_loaded()``.
-    """
-
-    def __init__(self, controller: Any, monitor: Any) -> None:
-        super().__init__()
-        self._controller = controller
-        self._monitor = monitor
-        self._seen_runs = int(monitor.get_completed_runs())
-        self.resyncs = 0
-
-    def _update(self, observable: Observable) -> None:
-        if observable is not self._monitor:
-            return
-        try:
-            runs = int(self._monitor.get_completed_runs())
-            if runs == self._seen_runs or self._monitor.is_processing:
-                return
-            self._seen_runs = runs
-            self._controller._sync_model_to_view()
-            self.resyncs += 1
-        except Exception:  # fail open: a fix-up must never break ptychodus' GUI
-            logger.exception("ptychodus-pinn-torch: re-sync after a finished run failed")
-
-
-def _align_algorithm_combo(controller: Any) -> None:
-    """Make the selected algorithm equal the one the combo box shows.
-
-    When the saved algorithm (default ``pty-chi_LSQML``) is not installed, ptychodus 1.7 keeps
-    the parameter at ``none_none`` while the combo box shows its first entry, so Train/Reconstruct
-    would run a NullReconstructor the user never chose. Selecting the shown entry makes what the
-    user sees what runs.
-    """
-    algorithm = controller._algorithm_parameter
-    combo = controller._algorithm_view_controller.get_widget()
-    shown = combo.currentText()
-    items = {combo.itemText(i) for i in range(combo.count())}
-    if shown and algorithm.get_value() not in items:
-        logger.info("ptychodus-pinn-torch: algorithm %r -> %r (as shown)", algorithm.get_value(),
-                    shown)
-        algorithm.set_value(shown)
-
-
-def _needs_model(reconstructor: Any) -> bool:
-    """True for a trainable reconstructor without a loaded model (Infer would have nothing)."""
-    from ptychodus.api.reconstruct import TrainableReconstructor
-
-    trainable = isinstance(reconstructor, TrainableReconstructor)
-    flag = getattr(reconstructor, "is_trainable", None)  # ptychodus' SubprocessReconstructor
-    if isinstance(flag, bool):
-        trainable = trainable and flag
-    return trainable and not reconstructor.is_model_loaded()
-
-
-class _InferGuard:
-    """Keeps Infer disabled while the selected reconstructor has no model.
-
-    ptychodus 1.7 re-enables the Infer/Reconstruct button whenever the product selection
-    changes (``_sync_action_buttons_to_selection``), even for a trainable reconstructor with no
-    model; a click then fails deep in the reconstructor. Connected after ptychodus' own slots to
-    the same product-combo signals, this runs after them and switches Infer off again.
-    """
-
-    def __init__(self, controller: Any) -> None:
-        self._controller = controller
-
-    def apply(self, *_: Any) -> None:
-        try:
-            reconstructor = self._controller._algorithm_parameter.get_current_reconstructor()
-            if _needs_model(reconstructor):
-                self._controller._actions_view.reconstruct_button.setEnabled(False)
-        except Exception:
-            logger.exception("ptychodus-pinn-torch: Infer guard failed")
-
-    def connect(self) -> None:
-        combo = self._controller._product_view_controller.get_widget()
-        combo.currentIndexChanged.connect(self.apply)
-        combo_model = combo.model()
-        combo_model.dataChanged.connect(self.apply)
-        combo_model.rowsInserted.connect(self.apply)
-        combo_model.rowsRemoved.connect(self.apply)
-        self.apply()
-
-
-class _LossAxisFix:
-    """Switches the Processing loss plot to a linear axis when a loss is not positive.
-
-    ptychodus 1.7 draws ``Product.losses`` with ``semilogy``; a Poisson negative log-likelihood
-    without its data-only constant (upstream PtychoPINN's training loss) is negative, so the
-    plot would stay empty. After every draw of that figure, if a plotted loss is <= 0 on a log
-    axis, the axis becomes linear and the figure is redrawn; positive losses keep ptychodus'
-    log axis.
-    """
-
-    YLABEL = "Loss (linear axis: some losses <= 0)"
-
-    def __init__(self, status_view: Any) -> None:
-        self._axes = status_view.axes
-        self._canvas = status_view.figure_canvas
-        self.switches = 0
-        self._connection = self._canvas.mpl_connect("draw_event", self._on_draw)
-
-    def _on_draw(self, _event: Any) -> None:
-        try:
-            axes = self._axes
-            if axes.get_yscale() != "log":
-                return
-            for line in axes.get_lines():
-                y = np.asarray(line.get_ydata(), dtype=np.float64)
-                if (y[np.isfinite(y)] <= 0.0).any():
-                    axes.set_yscale("linear")
-                    axes.relim()
-                    axes.autoscale_view()
-                    axes.set_ylabel(self.YLABEL)
-                    self.switches += 1
-                    self._canvas.draw_idle()
-                    return
-        except Exception:
-            logger.exception("ptychodus-pinn-torch: loss axis fix failed")
-
-
-class ControllerFixups:
-    """What :func:`attach_controller_fixups` attached to one controller (kept alive by it)."""
-
-    def __init__(self) -> None:
-        self.run_observer: _RunCompletionObserver | None = None
-        self.infer_guard: _InferGuard | None = None
-        self.loss_axis: _LossAxisFix | None = None
-        self.algorithm_aligned = False
-
-
-def attach_controller_fixups(controller: Any, processing_api: Any) -> ControllerFixups | None:
-    """Attach the GUI repairs to a freshly built ptychodus ``ProcessingController``.
-
-    Call after ``ProcessingController.__init__`` has run. Four repairs, each fail-open (a
-    ptychodus version without the expected private members gets a log line, never an
-    exception):
-
-    - after every finished run (train, reconstruct) the controller re-syncs its buttons, so
-      Infer is enabled right after a training that loaded its model;
-    - Infer stays disabled while the selected trainable reconstructor has no model, even when
-      the product selection changes;
-    - the loss plot uses a linear axis when a loss is <= 0 (ptychodus' log axis hides them);
-    - when the saved algorithm is not installed, the algorithm shown in the combo box becomes
-      the selected one.
-
-    Idempotent: a second call on the same controller returns the first call's fix-ups.
-
-    :param controller: the ``ptychodus.controller.processing.ProcessingController``.
-    :param processing_api: ptychodus' ``ProcessingAPI`` (its ``task_monitor`` is observed).
-    :return: the attached :class:`ControllerFixups` (also stored on the controller as
-        ``_pinn_torch_fixups``), or None if the controller could not hold them.
-    """
-    existing = getattr(controller, _FIXUP_ATTRIBUTE, None)
-    if isinstance(existing, ControllerFixups):
-        return existing
-    fixups = ControllerFixups()
-    try:
-        # strong reference for the controller's lifetime: PyQt5 holds slots of plain Python
-        # objects only weakly
-        setattr(controller, _FIXUP_ATTRIBUTE, fixups)
-    except Exception:
-        logger.exception("ptychodus-pinn-torch: controller fix-ups not attached")
-        return None
-    try:
-        monitor = processing_api.task_monitor
-        if not callable(getattr(controller, "_sync_model_to_view", None)):
-            raise AttributeError("ProcessingController has no _sync_model_to_view")
-        fixups.run_observer = _RunCompletionObserver(controller, monitor)
-        monitor.add_observer(fixups.run_observer)
-    except Exception:
-        logger.exception("ptychodus-pinn-torch: Infer re-sync fix-up not attached")
-    try:
-        guard = _InferGuard(controller)
-        guard.connect()
-        fixups.infer_guard = guard
-    except Exception:
-        logger.exception("ptychodus-pinn-torch: Infer guard not attached")
-    try:
-        fixups.loss_axis = _LossAxisFix(controller._status_view)
-    except Exception:
-        logger.exception("ptychodus-pinn-torch: loss plot axis fix-up not attached")
-    try:
-        _align_algorithm_combo(controller)
-        fixups.algorithm_aligned = True
-    except Exception:
-        logger.exception("ptychodus-pinn-torch: algorithm combo fix-up not applied")
-    return fixups
-
-
-_SELF_ATTACH_MARK = "__ptychodus_pinn_torch_self_attach__"
-
-
-def install_controller_self_attach() -> bool:
-    """Make ``ProcessingController`` attach the fix-ups to itself on its first view sync.
-
-    ptychodus 1.7's ``ProcessingController.__init__`` ends with ``self._sync_model_to_view()``,
-    when every member the fix-ups use exists. Wrapping that method (a class attribute, so the
-    controller being built right now is covered too: our panel factory is created just before
-    its ``__init__`` runs) attaches :func:`attach_controller_fixups` once per controller, then
-    runs ptychodus' own sync. Idempotent and fail-open; returns True when the wrapper is in
-    place.
-    """
-    try:
-        from ptychodus.controller.processing.core import ProcessingController
-
-        current: Callable[[Any], None] = ProcessingController._sync_model_to_view
-        if hasattr(current, _SELF_ATTACH_MARK):
-            return True
-
-        @functools.wraps(current)
-        def _sync_model_to_view(self: Any) -> None:
-            if getattr(self, _FIXUP_ATTRIBUTE, None) is None:
-                try:
-                    attach_controller_fixups(self, self._processing_api)
-                except Exception:  # fail open: ptychodus' own sync must still run
-                    logger.exception("ptychodus-pinn-torch: controller fix-ups not attached")
-            current(self)
-
-        setattr(_sync_model_to_view, _SELF_ATTACH_MARK, current)
-        ProcessingController._sync_model_to_view = _sync_model_to_view  # type: ignore[method-assign]
-        return True
-    except Exception:
-        logger.exception("ptychodus-pinn-torch: controller fix-ups cannot self-attach")
-        return False
-
-
-def remove_controller_self_attach() -> None:
-    """Undo :func:`install_controller_self_attach` (for tests)."""
-    from ptychodus.controller.processing.core import ProcessingController
-
-    current = ProcessingController._sync_model_to_view
-    original = getattr(current, _SELF_ATTACH_MARK, None)
-    if original is not None:
-        ProcessingController._sync_model_to_view = original  # type: ignore[method-assign]

@@ -30,14 +30,19 @@ from ptychodus.api.reconstruct import (
     TrainOutput,
 )
 
-from ptychodus_pinn_torch.host import conversion, export
+from ptychodus_pinn_torch.host import conversion, export, model_files
 from ptychodus_pinn_torch.host.jobs import TRAIN_JOB
 from ptychodus_pinn_torch.host.settings import PINNTorchSettings
+from ptychodus_pinn_torch.host.training_status import TrainingStatus
 from ptychodus_pinn_torch.host.worker import WorkerRun
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MODEL_FILE_EXTENSION", "MODEL_FILE_NAME", "PINNTorchReconstructor"]
+__all__ = ["FEW_EPOCHS", "MODEL_FILE_EXTENSION", "MODEL_FILE_NAME", "PINNTorchReconstructor"]
+
+#: a model trained for fewer epochs than this gets a warning at Infer: its object is coarse
+#: (often flat at first); the README's quality section shows the network still improving at 70
+FEW_EPOCHS = 10
 
 MODEL_FILE_EXTENSION = ".zip"
 #: archive name a training writes in its output folder (batch mode reads ``model.zip``)
@@ -68,6 +73,8 @@ class PINNTorchReconstructor(TrainableReconstructor):
         self.last_worker_pid: int | None = None
         #: seconds from Stop to the worker's saved result (None if the last run was not stopped)
         self.last_stop_latency_s: float | None = None
+        #: the running (or last) training: losses per epoch, batch progress, status line
+        self.training_status = TrainingStatus()
 
     @property
     def name(self) -> str:
@@ -84,8 +91,9 @@ class PINNTorchReconstructor(TrainableReconstructor):
         """
         if self._bundle is None:
             raise ValueError(
-                f"{self._name}: no model is loaded; train one (Train) or load one "
-                "(Load Model...) before reconstructing"
+                f"{self._name}: no model is loaded. GUI: Train, or Load Model... from the "
+                "\u25be menu. Batch mode (ptychodus -b reconstruct -i IN): put the model "
+                f"file at IN/{MODEL_FILE_NAME}"
             )
         from ptychodus_pinn_torch.data import RawData
         from ptychodus_pinn_torch.engine.inference import reconstruct
@@ -105,6 +113,7 @@ class PINNTorchReconstructor(TrainableReconstructor):
         )
         values = self._settings.spec_values()
         execution = values["execution"]
+        self._warn_if_undertrained(int(execution["refine_epochs"]))
         result = reconstruct(self._bundle, data,
                              batch_size=int(execution["inference_batch_size"]),
                              device=str(execution["device"]),
@@ -115,6 +124,23 @@ class PINNTorchReconstructor(TrainableReconstructor):
         obj = conversion.object_on_input_grid(result.object, parameters.product.object_)
         product = conversion.output_product(parameters.product, obj, self._losses)
         yield ReconstructOutput(product=product, progress=self.get_progress_goal())
+
+    def _warn_if_undertrained(self, refine_epochs: int) -> None:
+        """Say in the log when the model had few epochs: its object is coarse, often flat."""
+        epochs = len(self._losses)
+        if epochs >= FEW_EPOCHS:
+            return
+        if refine_epochs > 0:
+            logger.warning(
+                "%s: this model was trained for only %d epoch(s); the object shown comes mostly "
+                "from the %d physics refinement epoch(s) after the network (Refine after "
+                "inference), not from the network", self._name, epochs, refine_epochs)
+        else:
+            logger.warning(
+                "%s: this model was trained for only %d epoch(s); its object is coarse and may "
+                "look flat. Train longer (Epochs: 50+), or set 'Refine after inference' "
+                "(RefineEpochs) to 10+ for a physics-refined object now",
+                self._name, epochs)
 
     # ---------------------------------------------------------------- model files
     def is_model_loaded(self) -> bool:
@@ -184,22 +210,35 @@ class PINNTorchReconstructor(TrainableReconstructor):
         output_path = Path(output_path)
         output_path.mkdir(parents=True, exist_ok=True)
         train_file, test_file = export.training_inputs(Path(input_path), output_path)
+        archive_file = output_path / MODEL_FILE_NAME
+        backup = None
+        if not values["execution"]["overwrite_model"]:
+            backup = model_files.set_aside(archive_file)
+            if backup is not None:
+                logger.info("%s: the previous model %s is kept as %s", self._name,
+                            archive_file, backup.name)
+                if self._model_path is not None and self._model_path == archive_file:
+                    self._model_path = backup  # the loaded model's file moved
         payload = {
             "train_file": str(train_file),
             "test_file": None if test_file is None else str(test_file),
             "output_dir": str(output_path),
-            "archive_file": str(output_path / MODEL_FILE_NAME),
+            "archive_file": str(archive_file),
             "model_type": self.model_type,
             "values": values,
             "num_threads": int(os.environ["OMP_NUM_THREADS"])
             if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None,
         }
+        planned = int(values["training"]["nepochs"])
+        status = self.training_status
+        status.start(planned)
         run = WorkerRun(TRAIN_JOB, payload, poll_s=self.poll_s, grace_s=self.stop_grace_s,
                         start_timeout_s=float(values["execution"]["worker_start_timeout_s"]),
                         label=f"{self._name} training worker").start()
         self.last_worker_pid = run.pid
         self.last_stop_latency_s = None
         progress = 0
+        outcome = "failed"  # until the loop ends ("done") or the generator is closed (Stop)
         try:
             # import torch here while the child starts, so that loading the trained model
             # right after a Stop does not add the import time
@@ -210,15 +249,23 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 event = run.next_event()
                 if event.kind == "epoch":
                     progress = int(event.data.get("epoch", progress + 1))
+                    logger.info("%s %s", self._name, status.on_epoch(event.data))
                     yield TrainOutput(
                         training_loss=conversion.losses_from_history([event.data]),
                         validation_loss=conversion.losses_from_history([event.data], "val_loss"),
                         progress=progress,
                     )
+                elif event.kind == "batch":
+                    status.on_batch(int(event.data["batch"]), int(event.data["batches"]))
+                    yield TrainOutput(progress=progress)
                 elif event.kind == "done":
                     break
                 else:  # heartbeat: lets ptychodus check its Stop flag
                     yield TrainOutput(progress=progress)
+            outcome = "done"
+        except GeneratorExit:  # ptychodus closes the generator when Stop is pressed
+            outcome = "stopped"
+            raise
         finally:
             if not run.finished:  # Stop pressed (generator closed) or an error above
                 logger.info("%s: stopping the training worker", self._name)
@@ -228,9 +275,37 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 logger.info("%s: training worker stopped after %.2f s", self._name,
                             self.last_stop_latency_s)
             self.last_train_result = run.result
-            if run.result is not None:
-                if run.result.get("archive") and run.result.get("history"):
-                    self.load_model_from_file(Path(run.result["archive"]))
-                else:  # stopped before the first epoch ended: nothing was trained or saved
-                    logger.warning("%s: training stopped before its first epoch finished; "
-                                   "no model was loaded", self._name)
+            self._finish_training(run.result, archive_file, backup, planned, outcome)
+
+    def _finish_training(self, result: dict[str, Any] | None, archive_file: Path,
+                         backup: Path | None, planned: int, outcome: str) -> None:
+        """Load the trained model, put back a set-aside model when nothing new was saved, and
+        say (log + status line) which epoch's weights were kept and where."""
+        history = (result or {}).get("history") or []
+        saved = bool(result and result.get("archive") and history)
+        kept = f"; the previous model is kept as {backup}" if backup is not None else ""
+        if saved:
+            assert result is not None
+            archive = Path(result["archive"])
+            self.load_model_from_file(archive)
+            epoch = int(history[-1]["epoch"])
+            if result.get("stopped"):
+                line = (f"stopped at epoch {epoch} of {planned} ({result['stopped']}): kept "
+                        f"epoch {epoch}'s weights in {archive}{kept}")
+                state = "stopped"
+                logger.warning("%s training %s", self._name, line)
+            else:
+                line = f"finished {epoch} epoch(s); model saved to {archive}{kept}"
+                state = "finished"
+                logger.info("%s training %s", self._name, line)
+        else:
+            restored = model_files.restore_backup(archive_file, backup)
+            if restored and self._model_path == backup:
+                self._model_path = archive_file
+            done = self.training_status.snapshot().epochs_done
+            state = "failed" if outcome == "failed" else "stopped"
+            when = "before its first epoch finished" if done == 0 else f"after epoch {done}"
+            line = (f"{state} {when}: no model was saved"
+                    + (f"; the previous model is back in {archive_file}" if restored else ""))
+            logger.warning("%s training %s", self._name, line)
+        self.training_status.finish(state, line)

@@ -65,6 +65,27 @@ class ParameterSpec:
     maximum: int | float | None = None
     choices: tuple[str, ...] = ()
     help: str = ""
+    unit: str = ""
+
+    @property
+    def upstream_name(self) -> str:
+        """Where upstream PtychoPINN has this setting (``ModelConfig.gridsize``, ...)."""
+        owner = {"model": "ModelConfig", "training": "TrainingConfig",
+                 "inference": "InferenceConfig"}.get(self.section)
+        if owner is None:
+            return "none (PyTorch backend only)"
+        return f"{owner}.{self.spec_field}"
+
+    @property
+    def tooltip(self) -> str:
+        """The panel row's tooltip: what it does, its unit, upstream's and settings.ini's names."""
+        lines = [self.help[:1].upper() + self.help[1:] + "." if self.help else self.label]
+        if self.unit:
+            lines.append(f"Unit: {self.unit}.")
+        if self.choices:
+            lines.append(f"Choices: {', '.join(self.choices)}.")
+        lines.append(f"Upstream: {self.upstream_name}. settings.ini: [{self.group}] {self.name}.")
+        return "\n".join(lines)
 
     @property
     def group(self) -> str:
@@ -82,109 +103,172 @@ _p = ParameterSpec  # short name for the table below
 # Defaults of the model and training groups are those of ptychodus' TensorFlow PtychoPINN panel
 # (reference ptychopinn-upstream.md §1.3), which equal upstream ModelConfig/TrainingConfig (§6.1)
 # except NumPhotons (panel 1e6, TrainingConfig 1e9; we follow the panel a ptychodus user knows).
+# `label` is what the panel shows (plain words; README "In ptychodus" lists the same labels),
+# `help` says what the row does, `unit` its unit; the tooltip adds upstream's name (specs HOST-142).
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- model (upstream ModelConfig) ---
-    _p("model", "GridSize", "int", 1, "gridsize", "Grid size", minimum=1, maximum=5,
-       help="patterns per group along one side (gridsize**2 channels)"),
-    _p("model", "NumFiltersScale", "int", 2, "n_filters_scale", "Filter scale", minimum=1,
-       maximum=4, help="multiplier of the encoder/decoder widths"),
-    _p("model", "AmpActivation", "choice", "sigmoid", "amp_activation", "Amplitude activation",
-       choices=("sigmoid", "swish", "softplus", "relu")),
-    _p("model", "ObjectBig", "bool", True, "object_big", "Object big",
-       help="decode one object patch per channel and merge them"),
-    _p("model", "ProbeBig", "bool", True, "probe_big", "Probe big"),
-    _p("model", "ProbeMask", "bool", False, "probe_mask", "Probe mask"),
-    _p("model", "PadObject", "bool", True, "pad_object", "Pad object"),
-    _p("model", "ProbeScale", "real", 4.0, "probe_scale", "Probe scale", minimum=1e-6,
-       help="probe normalization divisor (> 0)"),
+    _p("model", "GridSize", "int", 1, "gridsize", "Patterns per group (side)", minimum=1,
+       maximum=5, unit="patterns along one side",
+       help="neighbouring scan positions the network sees together: a group is a "
+       "gridsize x gridsize set (1 = one pattern at a time)"),
+    _p("model", "NumFiltersScale", "int", 2, "n_filters_scale", "Network width", minimum=1,
+       maximum=4, unit="multiplier",
+       help="multiplies the number of filters of every encoder/decoder layer (upstream's "
+       "default 2); smaller trains faster, larger is slower and may resolve finer detail"),
+    _p("model", "AmpActivation", "choice", "sigmoid", "amp_activation",
+       "Amplitude output function", choices=("sigmoid", "swish", "softplus", "relu"),
+       unit="none",
+       help="function that makes the network's amplitude output; sigmoid keeps amplitudes in "
+       "(0, 1) (transmission objects), the others allow amplitudes above 1"),
+    _p("model", "ObjectBig", "bool", True, "object_big", "Merge per-pattern object patches",
+       unit="on/off",
+       help="on: the network predicts one object patch per pattern of a group and merges them "
+       "at their scan positions; off: one shared patch per group (matters for gridsize > 1)"),
+    _p("model", "ProbeBig", "bool", True, "probe_big", "Predict object outside the centre",
+       unit="on/off",
+       help="on: the decoder also predicts the object in the border outside the central "
+       "N/2 x N/2 square (a probe wider than N/2 lights it); off: that border is zero"),
+    _p("model", "ProbeMask", "bool", False, "probe_mask", "Cut probe to a disk", unit="on/off",
+       help="multiply the illuminated object by a disk of diameter N/2 before the far-field "
+       "model (suppresses probe tails outside the disk)"),
+    _p("model", "PadObject", "bool", True, "pad_object", "Decode centre, pad border",
+       unit="on/off",
+       help="on: the decoder's main branch predicts the central N/2 x N/2 square and the rest is "
+       "padded (or predicted by the border branch, see 'Predict object outside the centre'); "
+       "off: one branch predicts the full N x N patch"),
+    _p("model", "ProbeScale", "real", 4.0, "probe_scale", "Probe normalization divisor",
+       minimum=1e-6, unit="none (> 0)",
+       help="the probe is divided by probe_scale x its mean amplitude inside the central "
+       "disk before training"),
     _p("model", "GaussianSmoothingSigma", "real", 0.0, "gaussian_smoothing_sigma",
-       "Gaussian smoothing sigma", minimum=0.0),
+       "Exit-wave smoothing", minimum=0.0, unit="pixels (sigma; 0 = off)",
+       help="smooth the exit wave with a 3x3 Gaussian filter of this width before the "
+       "far-field model"),
     # generator registry (specs/MODEL.md MODEL-220..227); defaults = the TF network
-    _p("model", "Architecture", "choice", "cnn", "architecture", "Architecture",
-       choices=("cnn", "unet", "fno"),
+    _p("model", "Architecture", "choice", "cnn", "architecture", "Network architecture",
+       choices=("cnn", "unet", "fno"), unit="none",
        help="cnn: the TF PtychoPINN network; unet: cnn with skip connections; fno: Fourier "
             "neural operator"),
-    _p("model", "CNNOutputMode", "choice", "amp_phase", "cnn_output_mode", "CNN output mode",
-       choices=("amp_phase", "real_imag"), help="heads of cnn/unet: amplitude+phase or re+im"),
+    _p("model", "CNNOutputMode", "choice", "amp_phase", "cnn_output_mode",
+       "CNN/U-Net output heads", choices=("amp_phase", "real_imag"), unit="none",
+       help="what the cnn/unet heads predict: amplitude and phase, or real and imaginary part"),
     _p("model", "GeneratorOutputMode", "choice", "real_imag", "generator_output_mode",
-       "FNO output mode", choices=("amp_phase", "real_imag"), help="heads of fno"),
-    _p("model", "FNOModes", "int", 12, "fno_modes", "FNO modes", minimum=1, maximum=128,
-       help="Fourier modes kept per axis and sign (fno only, <= N/2)"),
+       "FNO output heads", choices=("amp_phase", "real_imag"), unit="none",
+       help="what the fno heads predict: amplitude and phase, or real and imaginary part"),
+    _p("model", "FNOModes", "int", 12, "fno_modes", "FNO Fourier modes", minimum=1,
+       maximum=128, unit="modes per axis and sign (<= N/2)",
+       help="Fourier modes the fno keeps per axis and sign (fno only)"),
     _p("model", "FNOWidth", "int", 32, "fno_width", "FNO width", minimum=1, maximum=512,
-       help="hidden channels (fno only)"),
-    _p("model", "FNOBlocks", "int", 4, "fno_blocks", "FNO blocks", minimum=1, maximum=64,
-       help="spectral blocks (fno only)"),
+       unit="channels", help="hidden channels of the fno (fno only)"),
+    _p("model", "FNOBlocks", "int", 4, "fno_blocks", "FNO spectral blocks", minimum=1,
+       maximum=64, unit="blocks", help="spectral blocks of the fno (fno only)"),
     _p("model", "FNOCNNBlocks", "int", 2, "fno_cnn_blocks", "FNO refiner blocks", minimum=1,
-       maximum=64, help="conv3x3+GELU refiner blocks after the spectral blocks (fno only)"),
-    _p("model", "CBAMEncoder", "bool", False, "cbam_encoder", "CBAM in encoder",
-       help="channel+spatial attention in every encoder block (cnn/unet)"),
-    _p("model", "CBAMBottleneck", "bool", False, "cbam_bottleneck", "CBAM at bottleneck",
-       help="attention on the encoder output (cnn/unet)"),
-    _p("model", "CBAMDecoder", "bool", False, "cbam_decoder", "CBAM in decoders",
-       help="attention in every decoder up-block (cnn/unet)"),
-    _p("model", "ECAEncoder", "bool", False, "eca_encoder", "ECA in encoder",
+       maximum=64, unit="blocks",
+       help="conv3x3+GELU refiner blocks after the spectral blocks (fno only)"),
+    _p("model", "CBAMEncoder", "bool", False, "cbam_encoder", "Attention in encoder (CBAM)",
+       unit="on/off", help="channel+spatial attention in every encoder block (cnn/unet)"),
+    _p("model", "CBAMBottleneck", "bool", False, "cbam_bottleneck",
+       "Attention at bottleneck (CBAM)", unit="on/off",
+       help="channel+spatial attention on the encoder output (cnn/unet)"),
+    _p("model", "CBAMDecoder", "bool", False, "cbam_decoder", "Attention in decoders (CBAM)",
+       unit="on/off", help="channel+spatial attention in every decoder up-block (cnn/unet)"),
+    _p("model", "ECAEncoder", "bool", False, "eca_encoder",
+       "Channel attention in encoder (ECA)", unit="on/off",
        help="efficient channel attention in every encoder block (cnn/unet)"),
-    _p("model", "ECADecoder", "bool", False, "eca_decoder", "ECA in decoders",
+    _p("model", "ECADecoder", "bool", False, "eca_decoder",
+       "Channel attention in decoders (ECA)", unit="on/off",
        help="efficient channel attention in every decoder up-block (cnn/unet)"),
     # --- training (upstream TrainingConfig) ---
     _p("training", "NumPhotons", "real", 1e6, "nphotons", "Photons per pattern", minimum=1e-6,
-       help="expected photon count per diffraction pattern (> 0)"),
+       unit="photons",
+       help="expected photon count per diffraction pattern; sets the intensity scale the "
+       "Poisson loss assumes (> 0)"),
     _p("training", "BatchSize", "choice", "16", "batch_size", "Batch size",
-       choices=("1", "2", "4", "8", "16", "32", "64", "128", "256", "512"),
-       help="a positive power of two"),
-    _p("training", "NumEpochs", "int", 50, "nepochs", "Epochs", minimum=1, maximum=100000),
-    _p("training", "MAEWeight", "real", 0.0, "mae_weight", "MAE weight", minimum=0.0,
-       maximum=1.0),
-    _p("training", "NLLWeight", "real", 1.0, "nll_weight", "Poisson NLL weight", minimum=0.0,
-       maximum=1.0),
+       choices=("1", "2", "4", "8", "16", "32", "64", "128", "256", "512"), unit="groups",
+       help="groups per optimizer step (a power of two)"),
+    _p("training", "NumEpochs", "int", 50, "nepochs", "Epochs", minimum=1, maximum=100000,
+       unit="passes over the training groups",
+       help="training length; the network's object is coarse (often flat) for the first ~10 "
+       "epochs, 50+ is typical; each epoch adds a point to the loss plot"),
+    _p("training", "MAEWeight", "real", 0.0, "mae_weight", "Amplitude MAE weight",
+       minimum=0.0, maximum=1.0, unit="weight",
+       help="weight of the mean absolute error between predicted and measured amplitudes"),
+    _p("training", "NLLWeight", "real", 1.0, "nll_weight", "Poisson loss weight", minimum=0.0,
+       maximum=1.0, unit="weight",
+       help="weight of the Poisson negative log-likelihood of the measured counts (the "
+       "physics loss; it is negative by construction, see README)"),
     _p("training", "RealspaceMAEWeight", "real", 0.0, "realspace_mae_weight",
-       "Real-space MAE weight", minimum=0.0, maximum=1.0),
-    _p("training", "RealspaceWeight", "real", 0.0, "realspace_weight", "Real-space weight",
-       minimum=0.0, maximum=1.0),
+       "Object MAE weight (labels)", minimum=0.0, maximum=1.0, unit="weight",
+       help="weight of the mean absolute error against the known object (needs labels; "
+       "needs 'Object loss weight' > 0)"),
+    _p("training", "RealspaceWeight", "real", 0.0, "realspace_weight",
+       "Object loss weight (labels)", minimum=0.0, maximum=1.0, unit="weight",
+       help="weight of the real-space loss against the known object (needs labels)"),
     _p("training", "PositionsProvided", "bool", True, "positions_provided",
-       "Positions provided"),
-    _p("training", "ProbeTrainable", "bool", False, "probe_trainable", "Probe trainable"),
+       "Use scan positions", unit="on/off",
+       help="train with the measured scan positions"),
+    _p("training", "ProbeTrainable", "bool", False, "probe_trainable", "Refine the probe",
+       unit="on/off", help="let training adjust the probe as well as the network"),
     _p("training", "IntensityScaleTrainable", "bool", True, "intensity_scale_trainable",
-       "Intensity scale trainable"),
-    _p("training", "NumGroups", "int", 512, "n_groups", "Groups", minimum=1,
-       help="number of scan-point groups drawn for training"),
-    _p("training", "NeighborCount", "int", 4, "neighbor_count", "Neighbour count", minimum=1,
-       help="nearest neighbours a group is drawn from (gridsize > 1)"),
+       "Learn the intensity scale", unit="on/off",
+       help="let training adjust the factor between network amplitudes and measured counts"),
+    _p("training", "NumGroups", "int", 512, "n_groups", "Groups", minimum=1, unit="groups",
+       help="number of scan-point groups drawn for training (one epoch = one pass over them)"),
+    _p("training", "NeighborCount", "int", 4, "neighbor_count", "Neighbours per group draw",
+       minimum=1, unit="scan positions",
+       help="nearest neighbours a training group is drawn from (gridsize > 1 only)"),
     # --- inference (upstream InferenceConfig + ptychodus TF panel) ---
     _p("inference", "NumNearestNeighbors", "int", 7, "neighbor_count", "Nearest neighbours",
-       minimum=1, help="nearest neighbours a group is drawn from (gridsize > 1)"),
+       minimum=1, unit="scan positions",
+       help="nearest neighbours an inference group is drawn from (gridsize > 1 only)"),
     # No NumGroups/NumSamples here: inference reconstructs one group per scan point, so that
     # every position contributes (specs/ENGINE.md ENG-008); a knob that changed nothing would lie.
     # --- execution (PyTorch only; never part of the TF spec) ---
     _p("execution", "Device", "choice", "auto", "device", "Device",
-       choices=("auto", "cpu", "cuda"), help="auto = cuda when available, else cpu"),
+       choices=("auto", "cpu", "cuda"), unit="none",
+       help="where training and inference run: auto = cuda when available, else cpu"),
     _p("execution", "LearningRate", "real", 1e-3, "learning_rate", "Learning rate",
-       minimum=1e-12),
+       minimum=1e-12, unit="per step (Adam)", help="step size of the optimizer"),
     _p("execution", "InferenceBatchSize", "int", 64, "inference_batch_size",
-       "Inference batch size", minimum=1),
-    _p("execution", "RefineEpochs", "int", 0, "refine_epochs", "Physics refinement epochs",
-       minimum=0, maximum=10000,
-       help="after the network, refine the object against the patterns with the physics model "
-       "alone for this many passes (0 = off)"),
-    _p("execution", "Seed", "int", 0, "seed", "Random seed", minimum=0),
+       "Inference batch size", minimum=1, unit="groups",
+       help="groups per network call during Infer (memory vs. speed; same result)"),
+    _p("execution", "RefineEpochs", "int", 0, "refine_epochs",
+       "Refine after inference (epochs)", minimum=0, maximum=10000,
+       unit="passes over the patterns (0 = off)",
+       help="after the network, refine its object against the measured patterns with the "
+       "physics model alone (an LSQML-style iterative solver, not PtychoPINN). Trade-off: 10 "
+       "passes take seconds and turn a coarse network object (few training epochs) into a "
+       "sharp one, but the result is then no longer the network's own prediction"),
+    _p("execution", "Seed", "int", 0, "seed", "Random seed", minimum=0, unit="integer",
+       help="seed of the weight initialization and group draws (same seed, same model)"),
     # multi-stage training (specs/ENGINE.md ENG-220..222): 0/0/0 = one stage
     _p("execution", "Stage1Epochs", "int", 0, "stage_1_epochs", "Stage 1 (warm-up) epochs",
-       minimum=0, maximum=100000, help="warm-up loss; stages must add up to Epochs"),
+       minimum=0, maximum=100000, unit="epochs (0/0/0 = one stage)",
+       help="epochs of the warm-up loss; the three stages must add up to Epochs"),
     _p("execution", "Stage2Epochs", "int", 0, "stage_2_epochs", "Stage 2 (blend) epochs",
-       minimum=0, maximum=100000, help="blend from the warm-up to the physics loss"),
+       minimum=0, maximum=100000, unit="epochs",
+       help="epochs blending from the warm-up loss to the physics loss"),
     _p("execution", "Stage3Epochs", "int", 0, "stage_3_epochs", "Stage 3 (physics) epochs",
-       minimum=0, maximum=100000, help="physics loss only, at a lower learning rate"),
+       minimum=0, maximum=100000, unit="epochs",
+       help="epochs of the physics loss alone, at a lower learning rate"),
     _p("execution", "PhysicsWeightSchedule", "choice", "cosine", "physics_weight_schedule",
-       "Physics weight schedule", choices=("linear", "cosine", "exponential")),
+       "Physics weight schedule", choices=("linear", "cosine", "exponential"), unit="none",
+       help="how stage 2 moves the weight from the warm-up loss to the physics loss"),
     _p("execution", "Stage3LRFactor", "real", 0.1, "stage_3_lr_factor",
-       "Stage 3 learning-rate factor", minimum=1e-6, maximum=1.0),
+       "Stage 3 learning-rate factor", minimum=1e-6, maximum=1.0, unit="x Learning rate",
+       help="stage 3 trains at Learning rate times this factor"),
     _p("execution", "Threads", "int", 0, "threads", "CPU threads", minimum=0, maximum=1024,
+       unit="threads (0 = automatic)",
        help="CPU threads torch uses for training, the network and the refinement (0 = "
        "$OMP_NUM_THREADS if set, else torch's default for the network and 1 for the "
        "refinement)"),
     _p("execution", "WorkerStartTimeout", "real", 120.0, "worker_start_timeout_s",
-       "Worker start timeout (s)", minimum=1.0,
+       "Worker start timeout", minimum=1.0, unit="seconds",
        help="how long the training worker may take to report its first message"),
+    _p("execution", "OverwriteModel", "bool", False, "overwrite_model",
+       "Overwrite the previous model", unit="on/off",
+       help="off (default): a new training keeps an existing model.zip of the training "
+       "folder as model.1.zip, model.2.zip, ...; on: it replaces model.zip"),
 )
 
 
