@@ -55,8 +55,10 @@ def simulate_dataset(workdir: Path, *, seed: int = 0) -> tuple[Any, Path]:
     :return: ``(product, diffraction_file)``: a ptychodus ``Product`` (64 positions on an 8x8
         raster with a 6-pixel step, a 64x64 disk probe rescaled to 1e6 photons, a blurred
         random complex object of about 106x106 pixels) and ``workdir/diffraction.h5`` holding the
-        simulated intensities ``(64, 64, 64)`` with Poisson noise.
+        simulated intensities ``(64, 64, 64)``: 1e6 counts per pattern on average, with
+        Poisson noise.
     """
+    from ptychodus.api.assemble import AssembledDiffractionData
     from ptychodus.api.geometry import ImageExtent, PixelGeometry
     from ptychodus.api.io import save_diffraction_data
     from ptychodus.api.object import compute_object_geometry
@@ -77,7 +79,8 @@ def simulate_dataset(workdir: Path, *, seed: int = 0) -> tuple[Any, Path]:
         wavelength_m=wavelength_m, distance_m=distance_m,
     )
     probe = generate_disk_probe(probe_geometry, radius_m=probe_geometry.width_m / 8)
-    probe = rescale_probe_intensity(probe, 1e6)
+    photons = 1e6
+    probe = rescale_probe_intensity(probe, photons)
     step_m = 6 * probe_geometry.pixel_width_m
     positions = list(generate_cartesian_probe_positions(8, 8, step_m, step_m))
     object_geometry = compute_object_geometry(positions, probe_geometry)
@@ -98,7 +101,14 @@ def simulate_dataset(workdir: Path, *, seed: int = 0) -> tuple[Any, Path]:
         object_=object_,
         losses=[],
     )
-    diffraction = generate_diffraction_data(product, rng)
+    # ptychodus' propagator is not unitary (1e6 probe photons give ~30 counts per pattern):
+    # simulate without noise, scale to the photon budget, then draw the Poisson counts
+    clean = generate_diffraction_data(product)
+    raw = np.asarray(clean.get_patterns(), dtype=np.float64)
+    expected = raw * (photons / np.mean(np.sum(raw, axis=(1, 2))))
+    diffraction = AssembledDiffractionData(
+        np.asarray(clean.get_indexes()), rng.poisson(expected).astype(np.uint32),
+        clean.get_pixel_geometry(), np.zeros(expected.shape[1:], dtype=bool))
     path = workdir / "diffraction.h5"
     save_diffraction_data(path, diffraction)
     return product, path

@@ -242,10 +242,10 @@ def test_inference_shows_a_nontrivial_object_and_the_losses(gui_run: dict[str, A
     assert [epoch for epoch, _ in losses] == list(range(1, EPOCHS + 1))  # one per epoch
     assert all(value == value and abs(value) != float("inf") for _, value in losses)
     assert step["plot_points"] and max(step["plot_points"]) == len(losses)
-    # the scanned region shows the true object's structure (network + physics refinement);
-    # the 2-epoch network alone is nearly flat: correlation about 0.1 (measured), not this
+    # the scanned region shows the true object's structure (2-epoch network + 20 epochs of
+    # physics refinement; the refinement alone from a flat start reaches 0.95 on this scan)
     assert step["inner_amp_mean"] > 0
-    assert step["truth_amp_correlation"] > 0.6, step["truth_amp_correlation"]
+    assert step["truth_amp_correlation"] > 0.8, step["truth_amp_correlation"]
 
 
 def test_loss_plot_can_draw_every_training_loss(gui_run: dict[str, Any]) -> None:

@@ -94,3 +94,19 @@ def test_batch_train_then_reconstruct(kind: str, tmp_path: Path) -> None:
     obj = next(v for k, v in arrays.items() if k.startswith("object") and v.ndim == 3)
     assert obj.shape == scan.product.object_.get_array().shape
     assert np.isfinite(obj).all()
+
+
+def test_batch_reconstruct_without_model_is_one_clear_line(tmp_path: Path) -> None:
+    command, env = _command("launcher")
+    source = write_standard_layout(tmp_path / "in", simulate_scan(n_side=4, seed=5))
+    (source / "settings.ini").write_text("[Processing]\nAlgorithm = ptychopinn-pytorch_pinn\n")
+    out = subprocess.run([*command, "-b", "reconstruct", "-i", str(source), "-o",
+                          str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    log = out.stdout + out.stderr
+    assert out.returncode == 1, log[-3000:]
+    errors = [line for line in log.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, errors
+    assert f"no model file at {source / 'model.zip'}" in errors[0]
+    assert "Traceback" not in log and "array(" not in log  # no task repr with the patterns
+    assert not list((tmp_path / "out").glob("product*.h5"))

@@ -37,6 +37,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "convert": ("ptychodus_pinn_torch.cli.convert",
                 "convert a scan (NPZ, ptychodus files) to a memory-mapped folder or an NPZ"),
+    "export-ptychodus": ("ptychodus_pinn_torch.cli.export_ptychodus",
+                         "write an NPZ scan as ptychodus' batch input folder (settings.ini, "
+                         "diffraction.h5, product.h5, model.zip)"),
     "translate": (
         "ptychodus_pinn_torch.cli.translate",
         "translate TensorFlow-style PtychoPINN configs to the PyTorch dataclasses and back",

@@ -585,7 +585,7 @@ def test_a_stopped_training_says_which_weights_it_kept(ours: None, scan: Any,
     kept = reconstructor.last_train_result["history"][-1]["epoch"]
     snap = reconstructor.training_status.snapshot()
     assert snap.state == "stopped"
-    assert snap.line.startswith(f"stopped at epoch {kept} of 10000 (")
+    assert snap.line.startswith(f"stopped at epoch {kept} of 10000: ")
     assert f"kept epoch {kept}'s weights in {tmp_path / 'model.zip'}" in snap.line
     assert f"previous model is kept as {tmp_path / 'model.1.zip'}" in snap.line
     assert (tmp_path / "model.1.zip").read_bytes() == b"an earlier model"

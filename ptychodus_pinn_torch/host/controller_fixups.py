@@ -198,7 +198,7 @@ class LiveTrainingView(Observer):
         self._controller = controller
         self._monitor = monitor
         self._view = controller._status_view
-        self._drawn: tuple[int, int, int] | None = None
+        self._drawn: tuple[int, int, int, str] | None = None
         self._bar_owned = False
         self.points_history: list[tuple[int, int]] = []
         self._timer = QTimer()
@@ -227,7 +227,7 @@ class LiveTrainingView(Observer):
             snap = status.snapshot()
             if snap.run == 0:
                 return
-            key = (snap.run, len(snap.train_losses), len(snap.val_losses))
+            key = (snap.run, len(snap.train_losses), len(snap.val_losses), snap.state)
             if key != self._drawn and (snap.state == "running" or snap.train_losses):
                 self._draw_losses(name, snap)
                 self._drawn = key

@@ -290,8 +290,8 @@ class PINNTorchReconstructor(TrainableReconstructor):
             self.load_model_from_file(archive)
             epoch = int(history[-1]["epoch"])
             if result.get("stopped"):
-                line = (f"stopped at epoch {epoch} of {planned} ({result['stopped']}): kept "
-                        f"epoch {epoch}'s weights in {archive}{kept}")
+                line = (f"stopped at epoch {epoch} of {planned}: kept epoch {epoch}'s weights in "
+                        f"{archive}{kept} ({result['stopped']})")
                 state = "stopped"
                 logger.warning("%s training %s", self._name, line)
             else:
