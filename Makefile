@@ -43,7 +43,7 @@ demo: setup
 	  --out $(DEMO_DIR) --epochs $(DEMO_EPOCHS) --seed 0
 	$(BIN)/pinn-torch reconstruct --model $(DEMO_DIR)/wts.h5.zip --data fixtures/test.npz \
 	  --out $(DEMO_DIR)/reconstruction.npz --png $(DEMO_DIR)/reconstruction.png --refine-epochs 10
-	@echo "demo: pictures in $(DEMO_DIR)/loss.png, $(DEMO_DIR)/reconstruction_network.png (network) and $(DEMO_DIR)/reconstruction.png (network + physics refinement)"
+	@echo "demo: pictures in $(DEMO_DIR)/loss.png, $(DEMO_DIR)/reconstruction_network.png (network), $(DEMO_DIR)/reconstruction.png (network + physics refinement) and $(DEMO_DIR)/reconstruction_vs_truth.png (truth, network, refined; SSIM in the titles)"
 
 test: setup
 	$(BIN)/ruff check ptychodus_pinn_torch tests bench examples

@@ -109,7 +109,7 @@ def gui_run(display_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
         [sys.executable, str(ROOT / "tests" / "gui_driver.py"), "--workdir", str(workdir),
          "--artifacts", str(ARTIFACTS), "--epochs", str(EPOCHS), "--timeout", "90",
          "--refine-epochs", str(REFINE_EPOCHS), "--live-epochs", str(LIVE_EPOCHS)],
-        cwd=ROOT, env=display_env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, env=display_env, capture_output=True, text=True, timeout=420,
     )
     (ARTIFACTS / "driver.log").write_text(done.stdout + done.stderr)
     report_file = ARTIFACTS / "report.json"
@@ -270,7 +270,7 @@ def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> N
         assert shots[name]["window_stats"]["std"] > 5.0, shots[name]
         if gui_run["_platform"] == "xcb" and "x11_stats" in shots[name]:
             assert shots[name]["x11_stats"]["std"] > 5.0
-    assert gui_run["_wall_s"] < 180  # typically 35-65 s on 2 shared cores
+    assert gui_run["_wall_s"] < 300  # 75-150 s on 2 cores shared by 8 users (load 6-10)
 
 
 def test_stop_button_ends_a_long_training_promptly(gui_run: dict[str, Any]) -> None:

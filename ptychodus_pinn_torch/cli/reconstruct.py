@@ -5,7 +5,10 @@ Writes OUT.npz with ``object`` ((H, W) complex64 on the data's ``objectGuess`` p
 M = 20) and ``origin`` ([x0, y0] of pixel (0, 0)); ``--png`` adds a picture of amplitude and phase.
 ``--refine-epochs K`` refines the stitched object with the physics model (``engine.refine``) and
 also stores the network's own result as ``network_object`` (and, with ``--png X.png``, draws it
-as ``X_network.png``).
+as ``X_network.png``). When the data's ``objectGuess`` is not constant it is taken as the truth
+(simulated scans carry it; ``--no-truth`` turns this off): ``--png X.png`` then also writes
+``X_vs_truth.png``, truth, network and refined object side by side (scanned region, aligned by
+``ptychodus_pinn_torch.eval``) with amplitude and phase SSIM in the titles.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True,
                         help="scan to reconstruct (NPZ, ptychodus files, mapped folder)")
     parser.add_argument("--out", type=Path, required=True, help="output NPZ")
-    parser.add_argument("--png", type=Path, default=None, help="also write amplitude/phase PNG")
+    parser.add_argument("--png", type=Path, default=None,
+                        help="also write amplitude/phase PNG (and X_vs_truth.png when the data's "
+                        "objectGuess is a truth)")
+    parser.add_argument("--no-truth", action="store_true",
+                        help="do not take the data's objectGuess as the truth for --png")
     parser.add_argument("--batch-size", type=int, default=64, help="groups per network call (64)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     parser.add_argument("--canvas", action="store_true", help="also store the M=20 canvas")
@@ -156,6 +164,13 @@ def run(args: argparse.Namespace) -> int:
             plot_object(network_png, result.network_object, result.coverage,
                         title=f"{args.data.name} (network, before refinement)")
             written.append(str(network_png))
+        truth = None if args.no_truth else getattr(data, "objectGuess", None)
+        if truth is not None and result.on_data_grid and _is_structured(truth):
+            compare_png = args.png.with_name(f"{args.png.stem}_vs_truth.png")
+            scores = _plot_against_truth(compare_png, result, data, truth)
+            written.append(str(compare_png))
+            print("SSIM against the data's objectGuess (amplitude / phase): " + "; ".join(
+                f"{name} {ev.amplitude_ssim:.3f} / {ev.phase_ssim:.3f}" for name, ev in scores))
     covered = float(np.mean(result.coverage > 0))
     if result.refinement is not None:
         r = result.refinement
@@ -170,3 +185,26 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(written)
     )
     return 0
+
+
+def _is_structured(obj: np.ndarray) -> bool:
+    """True for an object that is not constant (a flat initial guess is no truth)."""
+    obj = np.asarray(obj)
+    return bool(np.abs(obj).std() > 1e-6 or np.angle(obj).std() > 1e-6)
+
+
+def _plot_against_truth(path: Path, result: Any, data: Any, truth: np.ndarray
+                        ) -> list[tuple[str, Any]]:
+    """Evaluate the network (and refined) object against ``truth`` in the scanned region and
+    draw them side by side; returns the ``(name, Evaluation)`` pairs."""
+    from ptychodus_pinn_torch.engine.reporting import plot_comparison
+    from ptychodus_pinn_torch.eval import evaluate, scanned_box
+
+    truth = np.asarray(truth)
+    box = scanned_box(np.asarray(data.xcoords), np.asarray(data.ycoords), truth.shape)
+    objects = [("network", result.object)]
+    if result.network_object is not None:
+        objects = [("network", result.network_object), ("network + refinement", result.object)]
+    scores = [(name, evaluate(obj, truth, box=box)) for name, obj in objects]
+    plot_comparison(path, scores, title=f"{path.stem}: scanned region, aligned to the truth")
+    return scores

@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -134,3 +134,58 @@ def summarize(history: Sequence[Any]) -> Mapping[str, Any]:
         "best_loss": min(losses),
         "seconds": sum(r["seconds"] for r in records),
     }
+
+
+class ComparedObject(Protocol):
+    """What :func:`plot_comparison` reads of one evaluated object (an ``eval.Evaluation``):
+    the aligned object and the reference inside the compared box, and the two SSIMs."""
+
+    aligned: np.ndarray
+    reference: np.ndarray
+    amplitude_ssim: float
+    phase_ssim: float
+
+
+def plot_comparison(path: Path, compared: Sequence[tuple[str, ComparedObject]], *,
+                    title: str = "") -> Path:
+    """Truth and each reconstruction side by side, amplitude above phase, SSIM in the titles.
+
+    ``compared``: ``(name, evaluation)`` pairs, e.g. ``("network", ...)``, ``("network +
+    refinement", ...)``; every evaluation's ``aligned`` and ``reference`` are ``(h, w)``
+    complex arrays of the same box (the reference is drawn once, first). Amplitudes share one
+    grey scale and phases one colour scale (the truth's range), so the pictures compare.
+    """
+    plt = _pyplot()
+    if not compared:
+        raise ValueError("plot_comparison needs at least one evaluated object")
+    reference = np.asarray(compared[0][1].reference)
+    columns = [("truth", reference, None)] + [
+        (name, np.asarray(ev.aligned), ev) for name, ev in compared]
+    amp_range = (float(np.abs(reference).min()), float(np.abs(reference).max()))
+    ph_range = (float(np.angle(reference).min()), float(np.angle(reference).max()))
+    if amp_range[0] == amp_range[1]:
+        amp_range = (amp_range[0] - 0.5, amp_range[1] + 0.5)
+    if ph_range[0] == ph_range[1]:
+        ph_range = (ph_range[0] - 0.5, ph_range[1] + 0.5)
+    fig, axes = plt.subplots(2, len(columns), figsize=(3.6 * len(columns), 7.2), dpi=100,
+                             squeeze=False)
+    for col, (name, obj, ev) in enumerate(columns):
+        amp_title, ph_title = f"{name}\namplitude", f"{name}\nphase (rad)"
+        if ev is not None:
+            amp_title = f"{name}\namplitude, SSIM {ev.amplitude_ssim:.3f}"
+            ph_title = f"{name}\nphase, SSIM {ev.phase_ssim:.3f}"
+        for row, (img, rng, cmap, text) in enumerate((
+                (np.abs(obj), amp_range, "gray", amp_title),
+                (np.angle(obj), ph_range, "twilight", ph_title))):
+            ax = axes[row][col]
+            im = ax.imshow(img, cmap=cmap, vmin=rng[0], vmax=rng[1])
+            ax.set_title(text, fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == len(columns) - 1:
+                fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title or "reconstruction vs. truth (scanned region, aligned)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
