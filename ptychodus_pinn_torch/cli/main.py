@@ -40,6 +40,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export-ptychodus": ("ptychodus_pinn_torch.cli.export_ptychodus",
                          "write an NPZ scan as ptychodus' batch input folder (settings.ini, "
                          "diffraction.h5, product.h5, model.zip)"),
+    "import-tf": (
+        "ptychodus_pinn_torch.cli.import_tf",
+        "convert a TensorFlow PtychoPINN model (wts.h5.zip) into a PyTorch model archive",
+    ),
     "translate": (
         "ptychodus_pinn_torch.cli.translate",
         "translate TensorFlow-style PtychoPINN configs to the PyTorch dataclasses and back",

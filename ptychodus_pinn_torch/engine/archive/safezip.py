@@ -178,8 +178,9 @@ def _detect_foreign(names: list[str], where: str) -> None:
             f"{where} is a TensorFlow PtychoPINN archive ({', '.join(tf_found)}) written by the "
             f"TensorFlow backend (ptycho, ptychodus' 'PtychoPINN' reconstructor), and this "
             f"PyTorch backend (ptychodus-pinn-torch, 'PtychoPINN-PyTorch') cannot load "
-            f"TensorFlow models; load it with the TensorFlow backend, or train a PyTorch model "
-            f"with `pinn-torch train`."
+            f"TensorFlow models directly; convert it with `pinn-torch import-tf {where} --out "
+            f"wts.h5.zip --probe SCAN.npz`, load it with the TensorFlow backend, or train a "
+            f"PyTorch model with `pinn-torch train`."
         )
 
 
