@@ -1,9 +1,9 @@
 """ARCH-160..162: importing models trained by upstream's TensorFlow PtychoPINN (specs/ARCH.md).
 
-Parity is checked against a fixture made once with TensorFlow 2.21 / Keras 3.15
-(tests/tf_fixture/make_tf_archive.py, in a scratch venv); the other decoder layouts against
-Keras-3-layout archives written here from an independent description of the format (config.json
-graph + per-class numbered HDF5 weight groups)."""
+Here against Keras-3-layout archives written from an independent description of the format
+(config.json graph + per-class numbered HDF5 weight groups), so the suite runs from an install.
+Parity with TensorFlow itself is tests/test_tf_import.py, on a fixture made once with
+TensorFlow 2.21 / Keras 3.15 (tests/tf_fixture/make_tf_archive.py, in a scratch venv)."""
 
 from __future__ import annotations
 
@@ -24,50 +24,10 @@ from ptychodus_pinn_torch.engine.keras_archive import read_tf_archive
 from ptychodus_pinn_torch.engine.tf_import import analyse, import_tf_archive
 from ptychodus_pinn_torch.model import build_model
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "tests" / "tf_fixture"
-needs_fixture = pytest.mark.skipif(
-    not (FIXTURE / "tf_wts.h5.zip").is_file(), reason="TF fixture only in a source checkout"
-)
-
 
 def _probe(n: int = 64) -> np.ndarray:
     r = np.hypot(*np.mgrid[:n, :n] - n // 2)
     return np.exp(-0.5 * (r / (n / 8)) ** 2).astype(np.complex64)
-
-
-@needs_fixture
-@pytest.mark.spec("ARCH-160")
-def test_imported_model_reproduces_tensorflow_outputs() -> None:
-    tf = np.load(FIXTURE / "tf_forward.npz")
-    bundle = import_tf_archive(FIXTURE / "tf_wts.h5.zip", _probe(), nphotons=float(tf["nphotons"]))
-    cfg = bundle.model_config
-    assert (cfg.N, cfg.gridsize, cfg.n_filters_scale, cfg.amp_activation) == (64, 2, 1, "swish")
-    assert cfg.object_big and cfg.probe_big and cfg.pad_object
-    assert bundle.intensity_scale == pytest.approx(float(tf["intensity_scale"]), rel=1e-6)
-    model = bundle.model.eval()
-    x = torch.from_numpy(tf["x"].transpose(0, 3, 1, 2))
-    with torch.no_grad():
-        amp, phase = model.generator(x / torch.exp(model.log_scale))
-    amp = amp.numpy().transpose(0, 2, 3, 1)
-    phase = phase.numpy().transpose(0, 2, 3, 1)
-    # measured: 8.7e-8 (amplitude, max 0.076) and 4.9e-7 rad (phase), float32 convolutions
-    np.testing.assert_allclose(amp, tf["amp"], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(phase, tf["phase"], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(amp * np.exp(1j * phase), tf["obj"], rtol=0, atol=1e-5)
-
-
-@needs_fixture
-@pytest.mark.spec("ARCH-160")
-def test_intensity_scale_from_the_archive_or_nphotons() -> None:
-    archive = read_tf_archive(FIXTURE / "tf_wts.h5.zip")
-    assert archive.member == "diffraction_to_obj/model.keras"
-    assert archive.intensity_scale == pytest.approx(np.sqrt(1e6) / 32)
-    assert import_tf_archive(FIXTURE / "tf_wts.h5.zip", _probe()).intensity_scale == (
-        pytest.approx(np.sqrt(1e6) / 32, rel=1e-6)
-    )
-    scaled = import_tf_archive(FIXTURE / "tf_wts.h5.zip", _probe(), nphotons=4e6)
-    assert scaled.intensity_scale == pytest.approx(np.sqrt(4e6) / 32, rel=1e-6)
 
 
 # --- Keras-3-layout archives written from a description of the format -------------------------
@@ -192,6 +152,26 @@ def test_every_decoder_layout_maps_back_exactly(tmp_path: Path, fields: dict) ->
     assert imported.intensity_scale == pytest.approx(3.0)
 
 
+@pytest.mark.spec("ARCH-160")
+def test_only_keras_members_are_read_and_the_scale_rule(tmp_path: Path) -> None:
+    cfg = ModelConfig(N=64, gridsize=1, n_filters_scale=1)
+    source = build_model(cfg, probe=_probe(), intensity_scale=1.0)
+    _keras_archive(source, cfg, tmp_path / "tf.zip")
+    scale_file = io.BytesIO()
+    with h5py.File(scale_file, "w") as h5:
+        h5.attrs["intensity_scale"] = 7.5
+    with zipfile.ZipFile(tmp_path / "tf.zip", "a") as zf:
+        zf.writestr("diffraction_to_obj/model.h5", scale_file.getvalue())
+        zf.writestr("diffraction_to_obj/params.dill", b"\x80\x05 not a pickle: never opened")
+    archive = read_tf_archive(tmp_path / "tf.zip")
+    assert archive.member == "diffraction_to_obj/model.keras"
+    assert archive.intensity_scale == 7.5
+    assert import_tf_archive(tmp_path / "tf.zip", _probe()).intensity_scale == pytest.approx(7.5)
+    by_photons = import_tf_archive(tmp_path / "tf.zip", _probe(), nphotons=4e6)
+    assert by_photons.intensity_scale == pytest.approx(np.sqrt(4e6) / 32, rel=1e-6)
+    assert by_photons.extra["imported_from"]["intensity_scale_from"] == "nphotons"
+
+
 @pytest.mark.spec("ARCH-162")
 def test_refusals_name_the_problem(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "empty.zip", "w") as zf:
@@ -225,19 +205,21 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
     assert net.model_config.N == 64
 
 
-@needs_fixture
 @pytest.mark.spec("ARCH-162")
 def test_cli_import_tf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.savez(tmp_path / "scan.npz", probeGuess=_probe())
+    cfg = ModelConfig(N=64, gridsize=2, n_filters_scale=1)
+    _keras_archive(build_model(cfg, probe=_probe(), intensity_scale=1.0), cfg,
+                   tmp_path / "tf.zip")
     out = tmp_path / "wts.h5.zip"
-    rc = main(["import-tf", str(FIXTURE / "tf_wts.h5.zip"), "--out", str(out), "--probe",
+    rc = main(["import-tf", str(tmp_path / "tf.zip"), "--out", str(out), "--probe",
                str(tmp_path / "scan.npz"), "--nphotons", "1e6"])
     assert rc == 0
     assert "gridsize 2" in capsys.readouterr().out
     bundle = load_archive(out)
     assert bundle.model_config.gridsize == 2
     assert bundle.extra["imported_from"]["backend"] == "tensorflow"
-    assert main(["import-tf", str(FIXTURE / "tf_wts.h5.zip"), "--out", str(out), "--probe",
+    assert main(["import-tf", str(tmp_path / "tf.zip"), "--out", str(out), "--probe",
                  str(tmp_path / "missing.npz")]) == 2
     assert "--probe" in capsys.readouterr().err
     assert main(["import-tf", str(tmp_path / "scan.npz"), "--out", str(out), "--probe",
