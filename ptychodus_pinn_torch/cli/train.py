@@ -266,34 +266,16 @@ def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
 
 
 def _mlflow_run(args: argparse.Namespace, config: EngineConfig, sources: list[Any]) -> Any:
-    """An open :class:`~ptychodus_pinn_torch.engine.mlflow_tracking.MlflowRun` with the
-    resolved configuration as params, or None without --mlflow (ENG-182)."""
+    """An open MLflow run with the resolved configuration as params, or None without
+    --mlflow (ENG-182)."""
     if not (args.mlflow or args.mlflow_uri is not None or args.experiment is not None):
         return None
-    from ptychodus_pinn_torch.engine.mlflow_tracking import DEFAULT_EXPERIMENT, MlflowRun
+    from ptychodus_pinn_torch.engine.mlflow_tracking import start_training_run
 
-    tracker = MlflowRun(uri=args.mlflow_uri, experiment=args.experiment or DEFAULT_EXPERIMENT,
-                        tags={"training_files": ", ".join(str(s) for s in sources)[:5000]})
-    tracker.start({"engine": config, "training_files": [str(s) for s in sources]})
+    tracker = start_training_run(config, [str(s) for s in sources], uri=args.mlflow_uri,
+                                 experiment=args.experiment)
     print(f"MLflow run {tracker.run_id} ({tracker.uri})", file=sys.stderr)
     return tracker
-
-
-def _finish_mlflow(tracker: Any, config: EngineConfig, archive: Path, history: Path,
-                   loss_png: Path) -> None:
-    """Log the outputs and the resolved configuration as artifacts; close the run."""
-    import dataclasses
-    import json
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        resolved = Path(tmp) / "config.json"
-        resolved.write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
-        tracker.log_outputs(archive=archive, history=history, loss_plot=loss_png,
-                            config=resolved)
-    tracker.end("FINISHED")
-    print(f"MLflow run {tracker.run_id}: logged the model as runs:/{tracker.run_id}/model",
-          file=sys.stderr)
 
 
 def generator_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -411,7 +393,12 @@ def run(args: argparse.Namespace) -> int:
         )
     plot_loss(args.out / "loss.png", result.history)
     if tracker is not None:
-        _finish_mlflow(tracker, config, run_.archive, run_.history, args.out / "loss.png")
+        from ptychodus_pinn_torch.engine.mlflow_tracking import finish_training_run
+
+        finish_training_run(tracker, config, archive=run_.archive, history=run_.history,
+                            loss_plot=args.out / "loss.png")
+        print(f"MLflow run {tracker.run_id}: the model is runs:/{tracker.run_id}/model",
+              file=sys.stderr)
     summary = summarize(result.history)
     if result.stopped:
         print(f"pinn-torch train: {result.stopped}", file=sys.stderr)

@@ -41,10 +41,12 @@ __all__ = [
     "DEFAULT_STORE",
     "MlflowRun",
     "fetch_run_file",
+    "finish_training_run",
     "flatten_params",
     "load_model_from_run",
     "parse_runs_uri",
     "resolve_tracking_uri",
+    "start_training_run",
 ]
 
 #: the local store used when no URI is given (relative to the working folder).
@@ -73,9 +75,12 @@ def _mlflow_client(uri: str) -> MlflowClient:
 
 
 def resolve_tracking_uri(uri: str | os.PathLike[str] | None) -> str:
-    """The MLflow tracking URI for ``uri``: None -> ``file:`` URI of ``./mlruns`` (absolute);
-    a plain path -> its ``file:`` URI; any URI with a scheme (``http://``, ``file:``, ...) as is.
-    For local (``file:``) stores ``MLFLOW_ALLOW_FILE_STORE`` is set to ``true`` unless set."""
+    """The MLflow tracking URI for ``uri``: None -> ``$MLFLOW_TRACKING_URI`` when set (MLflow's
+    own variable), else the ``file:`` URI of ``./mlruns`` (absolute); a plain path -> its
+    ``file:`` URI; any URI with a scheme (``http://``, ``file:``, ...) as is. For local
+    (``file:``) stores ``MLFLOW_ALLOW_FILE_STORE`` is set to ``true`` unless set."""
+    if uri is None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or None
     text = DEFAULT_STORE if uri is None else os.fspath(uri)
     if not text.strip():
         raise ValueError("--mlflow-uri is empty; pass a folder (e.g. mlruns) or a server URI")
@@ -221,6 +226,31 @@ class MlflowRun:
             self.end("KILLED")
         else:
             self.end("FAILED")
+
+
+def start_training_run(config: object, sources: list[str], *,
+                       uri: str | os.PathLike[str] | None = None,
+                       experiment: str | None = None) -> MlflowRun:
+    """An open run for one training (ENG-182): params = the resolved ``config`` (an
+    ``EngineConfig``, logged under ``engine.``) and the training files; a tag lists them."""
+    run = MlflowRun(uri=uri, experiment=experiment or DEFAULT_EXPERIMENT,
+                    tags={"training_files": ", ".join(sources)[:5000]})
+    run.start({"engine": config, "training_files": list(sources)})
+    return run
+
+
+def finish_training_run(run: MlflowRun, config: object, *, archive: Path,
+                        history: Path | None, loss_plot: Path | None = None) -> None:
+    """Log the outputs and the resolved configuration (``config.json``) as artifacts and close
+    the run as ``FINISHED``."""
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = Path(tmp) / ARTIFACTS["config"]
+        data = asdict(config) if is_dataclass(config) and not isinstance(config, type) else config
+        resolved.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        run.log_outputs(archive=archive, history=history, loss_plot=loss_plot, config=resolved)
+    run.end("FINISHED")
 
 
 def parse_runs_uri(text: str) -> tuple[str, str]:

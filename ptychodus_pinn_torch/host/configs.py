@@ -91,21 +91,44 @@ def pytorch_configs(training_config: Any) -> Any:
     return from_spec(training_config.model, training_config)
 
 
+_FINE_TUNE_FIELDS = ("train_from_loaded_model", "epochs_fine_tune", "fine_tune_gamma")
+
+
 def build_engine_config(values: dict[str, dict[str, Any]], *, N: int, model_type: str,  # noqa: N803
-                        output_dir: Path) -> Any:
+                        output_dir: Path, init_model: Path | None = None) -> Any:
     """The engine's ``EngineConfig``: the spec TrainingConfig of :func:`build_training_config`
-    plus the execution group (device, learning rate, seed). Raises ValueError naming the
-    ptychodus setting to change."""
+    plus the execution group (device, learning rate, seed, fine-tuning). With ``init_model``
+    (``TrainFromLoadedModel`` on and a model loaded) training starts from that archive with its
+    network settings (ENG-185). Raises ValueError naming the ptychodus setting to change."""
+    import dataclasses
+
     from ptychodus_pinn_torch.config.engine import EngineConfig
 
     training = build_training_config(values, N=N, model_type=model_type, output_dir=output_dir)
     execution = values["execution"]
     stages = {k: execution[k] for k in _STAGE_FIELDS}
+    fine_tune: dict[str, Any] = {}
+    if init_model is not None:
+        from ptychodus_pinn_torch.engine.fine_tune import model_config_of
+
+        stored = model_config_of(init_model)
+        if int(stored.N) != int(N):
+            raise ValueError(
+                f"the loaded model was trained at N={stored.N} but the training patterns are "
+                f"{N}x{N}; turn off {setting_name('execution', 'train_from_loaded_model')} or "
+                "train on data of the model's size"
+            )
+        training = dataclasses.replace(training, model=stored)
+        fine_tune = {"init_model": str(init_model),
+                     "epochs_fine_tune": int(execution.get("epochs_fine_tune", 0)),
+                     "fine_tune_gamma": float(execution.get("fine_tune_gamma", 0.1))}
     try:
         return EngineConfig(training=training, learning_rate=float(execution["learning_rate"]),
                             seed=int(execution["seed"]), device=str(execution["device"]),
-                            threads=int(execution["threads"]) or None, **stages)
+                            threads=int(execution["threads"]) or None, **stages,
+                            **fine_tune)
     except ValueError as exc:
         raise _with_setting_hint(
-            exc, "execution", ("learning_rate", "seed", "device", "threads", *_STAGE_FIELDS)
+            exc, "execution", ("learning_rate", "seed", "device", "threads", *_STAGE_FIELDS,
+                               *_FINE_TUNE_FIELDS)
         ) from None

@@ -23,7 +23,9 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
 
     payload: ``train_file``, ``test_file`` (or None), ``output_dir``, ``archive_file``,
     ``model_type`` (``"pinn"``/``"supervised"``), ``values`` (``PINNTorchSettings.spec_values()``),
-    ``num_threads`` (or None).
+    ``num_threads`` (or None), ``init_model`` (the loaded model's archive when
+    ``TrainFromLoadedModel`` is on, else None). ``values["execution"]["mlflow"]`` tracks the
+    run with MLflow (ENG-182).
     Emits ``("epoch", EpochReport.to_dict())`` after every epoch and ``("batch", {"batch": k,
     "batches": m})`` at most every :data:`BATCH_EVENT_INTERVAL_S` seconds inside an epoch;
     polls Stop before every batch.
@@ -45,8 +47,10 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
     output_dir = Path(payload["output_dir"])
     train_data = load_scan(payload["train_file"])
     n = train_data.N
+    init_model = payload.get("init_model")
     config = build_engine_config(payload["values"], N=n, model_type=payload["model_type"],
-                                 output_dir=output_dir)
+                                 output_dir=output_dir,
+                                 init_model=None if not init_model else Path(init_model))
     logger.info("training %s on %d patterns of %dx%d (%s), %d epochs", payload["model_type"],
                 train_data.n_positions, n, n, payload["train_file"], config.epochs)
     last_batch_event = [0.0]
@@ -63,8 +67,31 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
         on_batch=(on_batch,),
         should_stop=channel.should_stop,
     )
-    run = run_training(train_data, config, output_dir, test=payload.get("test_file") or None,
-                       callbacks=callbacks, archive_path=Path(payload["archive_file"]))
+    tracker = None
+    if payload["values"]["execution"].get("mlflow"):  # [PINNTorchExecution] MlflowTracking
+        from ptychodus_pinn_torch.engine.mlflow_tracking import start_training_run
+
+        tracker = start_training_run(config, [str(payload["train_file"])])
+        logger.info("MLflow run %s (%s)", tracker.run_id, tracker.uri)
+        callbacks = callbacks.plus(TrainCallbacks(on_epoch=(tracker.on_epoch,)))
+    try:
+        run = run_training(train_data, config, output_dir,
+                           test=payload.get("test_file") or None, callbacks=callbacks,
+                           archive_path=Path(payload["archive_file"]),
+                           sources=[payload["train_file"]])
+    except BaseException:
+        if tracker is not None:
+            tracker.end("FAILED")
+        raise
+    if tracker is not None:
+        if run.archive is None:
+            tracker.end("FAILED")
+        else:
+            from ptychodus_pinn_torch.engine.mlflow_tracking import finish_training_run
+
+            finish_training_run(tracker, config, archive=run.archive, history=run.history)
+            logger.info("MLflow run %s: the model is runs:/%s/model", tracker.run_id,
+                        tracker.run_id)
     result = run.result
     if result.stopped:
         logger.warning("training ended early: %s", result.stopped)

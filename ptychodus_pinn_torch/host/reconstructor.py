@@ -210,6 +210,12 @@ class PINNTorchReconstructor(TrainableReconstructor):
         output_path = Path(output_path)
         output_path.mkdir(parents=True, exist_ok=True)
         train_file, test_file = export.training_inputs(Path(input_path), output_path)
+        from_loaded = bool(values["execution"].get("train_from_loaded_model"))
+        if from_loaded and (self._model_path is None or not self._model_path.is_file()):
+            raise ValueError(
+                f"{self._name}: [PINNTorchExecution] TrainFromLoadedModel is on but no model "
+                "file is loaded; load a model (Load Model...) or turn the setting off"
+            )
         archive_file = output_path / MODEL_FILE_NAME
         backup = None
         if not values["execution"]["overwrite_model"]:
@@ -219,6 +225,10 @@ class PINNTorchReconstructor(TrainableReconstructor):
                             archive_file, backup.name)
                 if self._model_path is not None and self._model_path == archive_file:
                     self._model_path = backup  # the loaded model's file moved
+        init_model = None
+        if from_loaded:  # after the set-aside above: the loaded file may have moved
+            assert self._model_path is not None
+            init_model = str(self._model_path)
         payload = {
             "train_file": str(train_file),
             "test_file": None if test_file is None else str(test_file),
@@ -226,6 +236,7 @@ class PINNTorchReconstructor(TrainableReconstructor):
             "archive_file": str(archive_file),
             "model_type": self.model_type,
             "values": values,
+            "init_model": init_model,
             "num_threads": int(os.environ["OMP_NUM_THREADS"])
             if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None,
         }

@@ -269,6 +269,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
        "Overwrite the previous model", unit="on/off",
        help="off (default): a new training keeps an existing model.zip of the training "
        "folder as model.1.zip, model.2.zip, ...; on: it replaces model.zip"),
+    _p("execution", "TrainFromLoadedModel", "bool", False, "train_from_loaded_model",
+       "Train starting from the loaded model", unit="on/off",
+       help="fine-tuning: Train starts from the loaded model's network (its settings, not the "
+       "model group's) on the new data, at learning rate x FineTuneGamma"),
+    _p("execution", "FineTuneEpochs", "int", 0, "epochs_fine_tune", "Fine-tuning epochs",
+       minimum=0, unit="epochs",
+       help="epochs when training starts from the loaded model (0 = Epochs)"),
+    _p("execution", "FineTuneGamma", "real", 0.1, "fine_tune_gamma",
+       "Fine-tuning learning-rate factor", minimum=1e-6, maximum=1.0, unit="factor",
+       help="the learning rate is multiplied by this when training starts from the loaded "
+       "model (upstream fine_tune_gamma)"),
+    _p("execution", "MlflowTracking", "bool", False, "mlflow", "Track training with MLflow",
+       unit="on/off",
+       help="log settings, per-epoch losses and the model to MLflow ($MLFLOW_TRACKING_URI, "
+       "else ./mlruns of the folder ptychodus was started in)"),
 )
 
 
