@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ptychodus_pinn_torch.data.grouped import group_coordinates
+from ptychodus_pinn_torch.data.paging import CHUNK_BYTES, pattern_totals, release_pages
 from ptychodus_pinn_torch.engine.devices import select_device
 from ptychodus_pinn_torch.engine.refine import (
     DEFAULT_STEP,
@@ -75,19 +76,12 @@ class Reconstruction:
     network_object: np.ndarray | None = None
 
 
-#: patterns read per chunk when summing the input's energy (bounds temporary memory)
-ENERGY_CHUNK = 4096
-
-
 def _input_scale(diff3d: np.ndarray, nn: np.ndarray, n: int) -> float:
     """Upstream's ``X_full`` normalization ``sqrt((N/2)² / mean_{b,c} sum x²)`` over the
     groups ``nn`` (B, C), read chunk by chunk from ``diff3d`` (M, N, N) without a copy of the
-    scan; equals ``data.normalize.normalize_data`` of the grouped array."""
-    m = diff3d.shape[0]
-    energy = np.empty(m, np.float64)
-    for start in range(0, m, ENERGY_CHUNK):
-        block = np.asarray(diff3d[start : start + ENERGY_CHUNK])
-        energy[start : start + len(block)] = np.square(block, dtype=np.float64).sum(axis=(1, 2))
+    scan (the pages of a memory map are released chunk by chunk, DATA-184); equals
+    ``data.normalize.normalize_data`` of the grouped array."""
+    energy = pattern_totals(diff3d)
     mean_total = float(np.mean(energy[nn]))
     if not np.isfinite(mean_total) or mean_total <= 0:
         raise ValueError(
@@ -122,10 +116,15 @@ def predict_patches(
     rows = range(n)[window[0]]
     cols = range(n)[window[1]]
     out = torch.empty((b_total, len(rows), len(cols)), dtype=torch.complex64, device=device)
+    read = 0
     with torch.inference_mode():
         for start in range(0, b_total, batch_size):
             members = nn[start : start + batch_size]
             batch = np.asarray(diff3d[members.reshape(-1)], dtype=np.float32)  # a copy
+            read += batch.nbytes
+            if read >= CHUNK_BYTES:  # a memory map's touched pages leave the RSS (DATA-184)
+                release_pages(diff3d)
+                read = 0
             xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
             pb = positions[start : start + batch_size].to(device)
             obj = model.diffraction_to_obj(xb, pb)
