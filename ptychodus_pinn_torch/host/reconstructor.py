@@ -34,7 +34,7 @@ from ptychodus_pinn_torch.host import conversion, export, model_files
 from ptychodus_pinn_torch.host.jobs import TRAIN_JOB
 from ptychodus_pinn_torch.host.settings import PINNTorchSettings
 from ptychodus_pinn_torch.host.training_status import TrainingStatus
-from ptychodus_pinn_torch.host.worker import WorkerRun
+from ptychodus_pinn_torch.host.worker import WorkerDiedError, WorkerRun, WorkerStalledError
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,25 @@ class PINNTorchReconstructor(TrainableReconstructor):
         """The archive the loaded model came from (None when none is loaded)."""
         return self._model_path
 
+    @staticmethod
+    def _salvage(archive: Path, started: float, reason: str) -> tuple[dict[str, Any] | None, str]:
+        """After a worker died or stalled: the result of the archive it wrote at its last
+        checkpoint during this run (ENG-126; loaded by ``_finish_training``), or None, and one
+        sentence saying what was kept (HOST-121)."""
+        from ptychodus_pinn_torch.engine.archive import peek_archive
+
+        try:
+            fresh = archive.is_file() and archive.stat().st_mtime >= started - 1.0
+            history = list(peek_archive(archive)["history"]) if fresh else []
+        except (OSError, ValueError):
+            history = []
+        if not history:
+            return None, "Nothing was kept: no epoch finished before it ended."
+        epoch = int(history[-1].get("epoch", len(history)))
+        result = {"archive": str(archive), "history": history, "stopped": reason}
+        return result, (f"Kept and loaded the model of its last checkpoint (epoch {epoch}): "
+                        f"{archive}.")
+
     def load_model_from_file(self, file_path: Path) -> None:
         """Load a PtychoPINN-PyTorch archive (``.zip``, or a folder holding ``wts.h5.zip``).
 
@@ -243,12 +262,15 @@ class PINNTorchReconstructor(TrainableReconstructor):
         planned = int(values["training"]["nepochs"])
         status = self.training_status
         status.start(planned)
+        started = time.time()
         run = WorkerRun(TRAIN_JOB, payload, poll_s=self.poll_s, grace_s=self.stop_grace_s,
                         start_timeout_s=float(values["execution"]["worker_start_timeout_s"]),
+                        stall_s=float(values["execution"]["worker_stall_timeout_s"]),
                         label=f"{self._name} training worker").start()
         self.last_worker_pid = run.pid
         self.last_stop_latency_s = None
         progress = 0
+        salvaged: dict[str, Any] | None = None  # a dead worker's last checkpoint (HOST-121)
         outcome = "failed"  # until the loop ends ("done") or the generator is closed (Stop)
         try:
             # import torch here while the child starts, so that loading the trained model
@@ -271,12 +293,22 @@ class PINNTorchReconstructor(TrainableReconstructor):
                     yield TrainOutput(progress=progress)
                 elif event.kind == "done":
                     break
-                else:  # heartbeat: lets ptychodus check its Stop flag
+                elif event.kind == "stalled":  # HOST-120: report it, end the worker
+                    logger.error("%s", event.data.get("message"))
+                    raise WorkerStalledError(
+                        f"{event.data.get('message')}; the worker was ended."
+                    )
+                else:  # heartbeat or batch: lets ptychodus check its Stop flag
                     yield TrainOutput(progress=progress)
             outcome = "done"
         except GeneratorExit:  # ptychodus closes the generator when Stop is pressed
             outcome = "stopped"
             raise
+        except WorkerDiedError as exc:  # died or stalled: say what was kept (HOST-121)
+            if not run.finished:
+                run.stop(grace_s=0.0)
+            salvaged, kept = self._salvage(archive_file, started, str(exc))
+            raise type(exc)(f"{exc} {kept}") from None
         finally:
             if not run.finished:  # Stop pressed (generator closed) or an error above
                 logger.info("%s: stopping the training worker", self._name)
@@ -285,8 +317,9 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 self.last_stop_latency_s = time.monotonic() - t0
                 logger.info("%s: training worker stopped after %.2f s", self._name,
                             self.last_stop_latency_s)
-            self.last_train_result = run.result
-            self._finish_training(run.result, archive_file, backup, planned, outcome)
+            result = run.result if run.result is not None else salvaged
+            self.last_train_result = result
+            self._finish_training(result, archive_file, backup, planned, outcome)
 
     def _finish_training(self, result: dict[str, Any] | None, archive_file: Path,
                          backup: Path | None, planned: int, outcome: str) -> None:

@@ -284,6 +284,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
        unit="on/off",
        help="log settings, per-epoch losses and the model to MLflow ($MLFLOW_TRACKING_URI, "
        "else ./mlruns of the folder ptychodus was started in)"),
+    _p("execution", "WorkerStallTimeout", "real", 600.0, "worker_stall_timeout_s",
+       "Worker stall timeout", minimum=1.0, unit="seconds",
+       help="a training worker that finishes no batch for this long (or is stopped by "
+       "SIGSTOP for 5 s) is reported as stalled and ended; its last checkpoint's model is kept"),
 )
 
 

@@ -16,7 +16,11 @@ ptychodus' own ``SubprocessReconstructor`` waits forever on a child that dies wi
   ``grace_s`` seconds it gets SIGTERM, then SIGKILL. A child whose parent disappears (stdin
   closed) stops the same way;
 - the child's log records are forwarded and re-logged under their own logger names (so
-  ``ptychodus_pinn_torch.*`` records reach ptychodus' log pane).
+  ``ptychodus_pinn_torch.*`` records reach ptychodus' log pane);
+- a progress watchdog (``stall_s``): when no progress message (anything but ``log``) arrived
+  for ``stall_s`` seconds, or the child is stopped (SIGSTOP, a debugger: state ``T`` in
+  ``/proc``) for ``stall_s`` or 5 s whichever is shorter, one ``stalled`` event names how long
+  and why, so the caller can report it and stop the run (specs/HOST.md, HOST-120).
 
 A job is a function ``fn(payload: dict, channel: WorkerChannel) -> dict`` named
 ``"module:function"``; its JSON-able return value is the ``done`` message.
@@ -46,6 +50,7 @@ __all__ = [
     "WorkerChannel",
     "WorkerDiedError",
     "WorkerError",
+    "WorkerStalledError",
     "WorkerEvent",
     "WorkerRun",
     "run_to_completion",
@@ -65,6 +70,24 @@ class WorkerError(RuntimeError):
 
 class WorkerDiedError(RuntimeError):
     """The child ended (killed, out of memory, crashed) without reporting a result."""
+
+
+class WorkerStalledError(WorkerDiedError):
+    """The child made no progress within the watchdog time (frozen, stopped, deadlocked) and
+    was ended."""
+
+
+#: Most seconds a child may sit stopped (SIGSTOP, state T) before it is reported as stalled.
+STOPPED_STALL_S = 5.0
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` from ``/proc/PID/stat`` (``R``, ``S``, ``D``, ``T``
+    stopped, ``t`` traced, ``Z`` zombie), or None where /proc is unavailable."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -146,10 +169,13 @@ class WorkerRun:
         is noticed.
     :param grace_s: seconds a stopped child gets to finish before SIGTERM (then 2 s to SIGKILL).
     :param label: names the job in messages (e.g. ``"training worker"``).
+    :param stall_s: progress watchdog: seconds without a progress message (anything but
+        ``log``) after which one ``stalled`` event is returned; None disables it.
     """
 
     def __init__(self, target: str, payload: dict[str, Any], *, start_timeout_s: float = 120.0,
-                 poll_s: float = 0.25, grace_s: float = 5.0, label: str = "worker") -> None:
+                 poll_s: float = 0.25, grace_s: float = 5.0, label: str = "worker",
+                 stall_s: float | None = None) -> None:
         self.target = target
         self.label = label
         self.poll_s = float(poll_s)
@@ -162,6 +188,10 @@ class WorkerRun:
         self._started_at = 0.0
         self._heard_from_child = False
         self._finished = False
+        self.stall_s = None if stall_s is None else float(stall_s)
+        self._last_progress = 0.0
+        self._stopped_since: float | None = None
+        self._stall_reported = False
 
     @property
     def pid(self) -> int | None:
@@ -186,7 +216,7 @@ class WorkerRun:
             raise
         finally:
             os.close(write_fd)
-        self._started_at = time.monotonic()
+        self._started_at = self._last_progress = time.monotonic()
         reader = os.fdopen(read_fd, "r", encoding="utf-8")
         threading.Thread(target=self._read_lines, args=(reader,), daemon=True,
                          name=f"{self.label} reader").start()
@@ -225,6 +255,8 @@ class WorkerRun:
             logging.getLogger(str(data.get("name", "ptychodus_pinn_torch"))).log(
                 int(data.get("level", logging.INFO)), "%s", data.get("message", ""))
             return None
+        self._last_progress = time.monotonic()  # any message but a log line is progress
+        self._stall_reported = False
         if kind == "error":
             self._finished = True
             self._reap()
@@ -261,7 +293,31 @@ class WorkerRun:
             event = self._handle(line)
             if event is not None:
                 return event
-        return self._check_alive() or WorkerEvent("heartbeat")
+        return self._check_alive() or self._check_progress() or WorkerEvent("heartbeat")
+
+    def _check_progress(self) -> WorkerEvent | None:
+        """The watchdog: one ``stalled`` event when no progress arrived for ``stall_s`` seconds
+        or the child has been stopped (SIGSTOP) for ``min(stall_s, 5 s)``; None otherwise."""
+        if self.stall_s is None or self._stall_reported or self._process is None:
+            return None
+        now = time.monotonic()
+        state = process_state(self._process.pid)
+        if state in ("T", "t"):
+            self._stopped_since = self._stopped_since or now
+        else:
+            self._stopped_since = None
+        idle = now - self._last_progress
+        frozen = self._stopped_since is not None and (
+            now - self._stopped_since >= min(self.stall_s, STOPPED_STALL_S))
+        if not frozen and idle < self.stall_s:
+            return None
+        self._stall_reported = True
+        why = ("its process is stopped (SIGSTOP or a debugger)" if frozen
+               else f"no batch finished for {idle:.0f} s (watchdog {self.stall_s:.0f} s)")
+        return WorkerEvent("stalled", {"seconds": round(idle, 1), "stopped": frozen,
+                                       "pid": self._process.pid,
+                                       "message": f"{self.label} (pid {self._process.pid}) is "
+                                                  f"stalled: {why}"})
 
     def _died(self) -> None:
         """The message pipe closed without ``done``/``error``: the child is gone."""
@@ -333,6 +389,10 @@ class WorkerRun:
         process = self._process
         if process is not None and process.poll() is None:
             process.terminate()
+            try:  # a stopped (SIGSTOP) child handles SIGTERM only once continued
+                os.kill(process.pid, signal.SIGCONT)
+            except OSError:
+                pass
             try:
                 process.wait(2.0)
             except subprocess.TimeoutExpired:
