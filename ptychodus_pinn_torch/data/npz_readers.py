@@ -19,6 +19,7 @@ import numpy as np
 
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.npz_io import read_npz
+from ptychodus_pinn_torch.data.npz_limits import read_npz_headers
 from ptychodus_pinn_torch.data.readers import FunctionReader, PatternStream, ScanArrays
 
 logger = logging.getLogger(__name__)
@@ -36,17 +37,8 @@ REQUIRED_KEYS: tuple[str, ...] = ("xcoords", "ycoords", "diff3d", "probeGuess")
 
 def npz_member_shape(path: Path, key: str) -> tuple[int, ...] | None:
     """The shape of NPZ member ``key`` from its ``.npy`` header (no data read), or None."""
-    with zipfile.ZipFile(path) as zf:
-        name = f"{key}.npy"
-        if name not in zf.namelist():
-            return None
-        with zf.open(name) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, _, _ = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, _, _ = np.lib.format.read_array_header_2_0(fh)
-    return tuple(int(s) for s in shape)
+    header = read_npz_headers(path).get(key)
+    return None if header is None else header.shape
 
 
 def _npz_keys(path: Path) -> set[str] | None:
@@ -176,8 +168,9 @@ def stream_npz(path: Path, fmt: str) -> tuple[ScanArrays, PatternStream]:
     arrays (``ScanArrays.diff3d`` is an empty placeholder) and a :class:`PatternStream` over
     ``diff3d`` (DATA-004/005 policy as :func:`read_contract` / :func:`read_export`). ``Y`` is
     not carried (a warning says so)."""
+    headers = read_npz_headers(path)  # declared sizes checked against the members first
     with zipfile.ZipFile(path) as zf:
-        names = {n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")}
+        names = set(headers)
         missing = [key for key in REQUIRED_KEYS if key not in names]
         if missing:
             raise DataError(
