@@ -141,3 +141,44 @@ def test_cli_spread_positions_one_line(bundle: ModelBundle, tmp_path: Path,
     assert rc == 2 and len(err) == 1
     assert "10065 x 10065 pixels (3.8 GiB), above the memory budget of 1.0 GiB" in err[0]
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_reconstruct_reports_every_batch(bundle: ModelBundle) -> None:
+    calls: list[tuple[int, int]] = []
+    x = np.linspace(60.0, 140.0, 10)
+    reconstruct(bundle, _data(x, x[::-1].copy()), batch_size=3,
+                on_batch=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_progress_lines_on_a_pipe() -> None:
+    import io
+
+    from ptychodus_pinn_torch.cli.reconstruct_progress import ReconstructProgress
+
+    stream = io.StringIO()
+    progress = ReconstructProgress(stream=stream, every_s=0.0)
+    for done in range(1, 6):
+        progress(done, 5)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("reconstruct: 1/5 batches (20%)")
+    assert "about" in lines[0] and lines[-1].startswith("reconstruct: 5/5 batches (100%)")
+    quiet = io.StringIO()
+    small = ReconstructProgress(stream=quiet, every_s=0.0)
+    small(1, 2)
+    small(2, 2)
+    assert quiet.getvalue() == ""  # scans of a few batches print nothing
+
+
+def test_cli_reconstruct_shows_progress(bundle: ModelBundle, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    model = save_archive(tmp_path / "wts.h5.zip", bundle)
+    data = tmp_path / "scan.npz"
+    x = np.linspace(60.0, 140.0, 12)
+    _data(x, x[::-1].copy()).to_file(data)
+    argv = ["reconstruct", "--model", str(model), "--data", str(data), "--out",
+            str(tmp_path / "out.npz"), "--batch-size", "2"]
+    assert main(argv) == 0
+    assert "reconstruct: 6/6 batches (100%)" in capsys.readouterr().err
+    assert main([*argv, "--no-progress"]) == 0
+    assert "batches" not in capsys.readouterr().err

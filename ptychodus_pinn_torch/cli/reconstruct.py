@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse a scan with all-zero diffraction frames (default: drop them with a warning "
         "naming how many and which)",
     )
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress of the network pass on stderr")
     parser.add_argument(
         "--memory-budget", default=None, metavar="SIZE",
         help="most memory the scan's arrays may take, e.g. 24G (default: half of the machine's "
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if args.png is not None and args.png.suffix.lower() != ".png":
         raise ValueError(f"--png {args.png} must end in .png")
 
+    from ptychodus_pinn_torch.cli.reconstruct_progress import ReconstructProgress
     from ptychodus_pinn_torch.data import RawData
     from ptychodus_pinn_torch.data.npz_io import write_npz
     from ptychodus_pinn_torch.data.npz_limits import (
@@ -137,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
         refine_epochs=args.refine_epochs, keep_patches=False, threads=args.threads or None,
+        on_batch=ReconstructProgress(enabled=not args.no_progress),
         refine_options=RefineOptions(
             algorithm=args.refine_algorithm, noise=args.refine_noise,
             update_probe=args.refine_probe, correct_positions=args.refine_positions,

@@ -61,3 +61,12 @@ def test_no_silent_wrong_object() -> None:
     cov[0, :99] = 1
     with pytest.raises(ValueError, match=r"cover 0\.99% .* below the 1%"):
         check_result(np.ones((100, 100), np.complex64), cov)
+
+
+@pytest.mark.spec("ENG-128")
+def test_reconstruct_progress() -> None:
+    calls: list[tuple[int, int]] = []
+    x = np.linspace(60.0, 140.0, 5)
+    reconstruct(_bundle(), _data(x, x.copy()), batch_size=2,
+                on_batch=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]

@@ -101,13 +101,15 @@ def predict_patches(
     batch_size: int,
     device: torch.device,
     window: tuple[slice, slice] = (slice(None), slice(None)),
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Run ``model.diffraction_to_obj`` over all groups, streaming the scan in batches.
 
     diff3d: (M, N, N) amplitudes (numpy or a memory map; only one batch is read at a time);
     nn: (B, C) int64 group members; positions: (B, C, 2) float32 ``[x, y]`` px; scale: the
     factor that turns amplitudes into the network input (``X_full`` normalization times the
-    intensity scale); window: the rows and columns of each output patch to keep.
+    intensity scale); window: the rows and columns of each output patch to keep; on_batch:
+    called after every batch with (batches done, batches in all) (ENG-128).
     Returns (B, h, w) complex64 on ``device`` (h, w: the window's size).
     """
     model.eval()
@@ -129,6 +131,8 @@ def predict_patches(
             pb = positions[start : start + batch_size].to(device)
             obj = model.diffraction_to_obj(xb, pb)
             out[start : start + len(members)] = obj[:, window[0], window[1]]
+            if on_batch is not None:
+                on_batch(start // batch_size + 1, -(-b_total // batch_size))
     return out
 
 
@@ -164,6 +168,7 @@ def reconstruct(
     on_refine_epoch: Callable[[RefineEpoch], bool | None] | None = None,
     keep_patches: bool = True,
     threads: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -192,6 +197,8 @@ def reconstruct(
     keep_patches: return the per-group patches (``Reconstruction.patches``); False keeps only
         the stitched crop of each patch plus one pixel (1/3.5 of the memory at the default
         crop N/2), which is what large scans need (``canvas=True`` keeps them anyway).
+    on_batch: progress of the network pass, called after every batch with (batches done,
+        batches in all), e.g. for a progress bar (ENG-128).
 
     The scan is streamed through the network in batches straight from ``data.diff3d`` (which
     may be a memory map); the patches, the phase synchronization and the stitching stay on the
@@ -272,7 +279,8 @@ def reconstruct(
         scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
         with phase_threads("inference", threads):
             patches_t = predict_patches(model, diff3d, nn, positions, scale=scale,
-                                        batch_size=batch_size, device=dev, window=window)
+                                        batch_size=batch_size, device=dev, window=window,
+                                        on_batch=on_batch)
     finally:
         bundle.model.to("cpu")
     if obj_guess is not None:
