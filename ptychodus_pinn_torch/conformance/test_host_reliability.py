@@ -79,3 +79,37 @@ def test_sigstopped_worker_is_reported_and_ended(reconstructor: Any, tmp_path: P
         time.sleep(0.1)
     else:
         raise AssertionError("the stopped worker was not ended")
+
+
+@pytest.mark.spec("DATA-124")
+def test_host_reconstruct_drops_beam_off_frames(reconstructor: Any, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """ptychodus' Reconstruct with two beam-off frames: they are dropped with a warning and
+    the object still lands on the input grid."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+    from ptychodus.api.assemble import AssembledDiffractionData
+
+    from ptychodus_pinn_torch.config import spec
+    from ptychodus_pinn_torch.engine.archive import ModelBundle, save_archive
+    from ptychodus_pinn_torch.model import build_model
+
+    scan = simulate_scan(n_side=5, step_px=6.0, seed=11)
+    d = scan.diffraction
+    data = np.array(d.get_patterns())
+    data[[3, 8]] = 0  # the beam was off
+    scan = replace(scan, diffraction=AssembledDiffractionData(
+        np.asarray(d.get_indexes()), data, d.get_pixel_geometry(), d.get_bad_pixels()))
+    torch.manual_seed(0)
+    config = spec.ModelConfig(N=int(data.shape[-1]), n_filters_scale=1)
+    probe = np.ones((config.N, config.N), np.complex64)
+    model = build_model(config, probe=probe, intensity_scale=10.0)
+    archive = save_archive(tmp_path / "model.zip", ModelBundle(
+        model=model, model_config=config, intensity_scale=model.intensity_scale, probe=probe))
+    reconstructor.load_model_from_file(archive)
+    with caplog.at_level("WARNING"):
+        outputs = list(reconstructor.reconstruct(scan.reconstruct_input()))
+    assert "dropped 2 of 25 diffraction frames that are all zero (indices 3, 8" in caplog.text
+    assert np.isfinite(outputs[0].product.object_.get_array()).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,38 @@ def empty_frame_indices(diff3d: np.ndarray) -> np.ndarray:
     return np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)
 
 
+def keep_mask(diff3d: np.ndarray, where: str = "scan") -> np.ndarray | None:
+    """``(M,)`` bool mask of the frames to keep, or None when none (or every one) is empty
+    (validation then refuses an all-empty scan by name); a warning names the dropped ones."""
+    if getattr(diff3d, "ndim", 0) != 3 or diff3d.shape[0] == 0:
+        return None
+    empty = empty_frame_indices(diff3d)
+    m = int(diff3d.shape[0])
+    if empty.size == 0 or empty.size == m:
+        return None
+    keep = np.ones(m, bool)
+    keep[empty] = False
+    shown = ", ".join(str(i) for i in empty[:10]) + (", ..." if empty.size > 10 else "")
+    logger.warning(
+        "%s: dropped %d of %d diffraction frames that are all zero (indices %s; beam off or "
+        "detector dropout; pinn-torch --keep-empty-frames refuses such a scan instead)",
+        where, empty.size, m, shown,
+    )
+    return keep
+
+
+#: The per-position entries of a scan (first axis M).
+PER_POSITION_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start", "diff3d",
+                     "scan_index", "Y")
+
+
+def take_positions(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """``arrays`` with its per-position entries (:data:`PER_POSITION_KEYS`) restricted to the
+    ``(M,)`` mask ``keep``; other entries (probe, object, mask, metadata) unchanged."""
+    return {k: (v[keep] if k in PER_POSITION_KEYS and v is not None else v)
+            for k, v in arrays.items()}
+
+
 def drop_empty_frames(scan: ScanArrays, where: str = "scan") -> ScanArrays:
     """``scan`` without its all-zero frames (positions, labels and scan indices alike).
 
@@ -40,32 +73,14 @@ def drop_empty_frames(scan: ScanArrays, where: str = "scan") -> ScanArrays:
         the scan by name), else a copy holding the ``M - k`` other positions; a warning names
         ``k`` and the first indices.
     """
-    diff = scan.diff3d
-    if getattr(diff, "ndim", 0) != 3 or diff.shape[0] == 0:
+    keep = keep_mask(scan.diff3d, where)
+    if keep is None:
         return scan
-    empty = empty_frame_indices(diff)
-    m = int(diff.shape[0])
-    if empty.size == 0 or empty.size == m:
-        return scan
-    keep = np.ones(m, bool)
-    keep[empty] = False
-
-    def take(value: np.ndarray | None) -> np.ndarray | None:
-        if value is None:
-            return None
-        array = np.asarray(value)
-        return array[keep] if array.ndim >= 1 and array.shape[0] == m else array
-
-    shown = ", ".join(str(i) for i in empty[:10]) + (", ..." if empty.size > 10 else "")
-    logger.warning(
-        "%s: dropped %d of %d diffraction frames that are all zero (indices %s; beam off or "
-        "detector dropout); pass --keep-empty-frames to refuse such a scan instead",
-        where, empty.size, m, shown,
-    )
+    fields = {"xcoords": scan.xcoords, "ycoords": scan.ycoords, "diff3d": scan.diff3d,
+              "xcoords_start": scan.xcoords_start, "ycoords_start": scan.ycoords_start,
+              "scan_index": scan.scan_index, "Y": scan.Y}
+    taken = take_positions({k: v for k, v in fields.items() if v is not None}, keep)
     return dataclasses.replace(
-        scan,
-        xcoords=take(scan.xcoords), ycoords=take(scan.ycoords), diff3d=diff[keep],
-        xcoords_start=take(scan.xcoords_start), ycoords_start=take(scan.ycoords_start),
-        scan_index=take(scan.scan_index), Y=take(scan.Y),
-        metadata={**scan.metadata, "dropped_empty_frames": int(empty.size)},
+        scan, **{k: taken.get(k) for k in fields},
+        metadata={**scan.metadata, "dropped_empty_frames": int((~keep).sum())},
     )

@@ -38,14 +38,16 @@ def train_job(payload: dict[str, Any], channel: WorkerChannel) -> dict[str, Any]
 
     import torch
 
+    from ptychodus_pinn_torch.data import RawData
     from ptychodus_pinn_torch.engine.events import BatchProgress, TrainCallbacks
-    from ptychodus_pinn_torch.engine.run import load_scan, run_training
+    from ptychodus_pinn_torch.engine.run import run_training
     from ptychodus_pinn_torch.host.configs import build_engine_config
 
     if payload.get("num_threads"):
         torch.set_num_threads(int(payload["num_threads"]))
     output_dir = Path(payload["output_dir"])
-    train_data = load_scan(payload["train_file"])
+    # DATA-124: beam-off (all-zero) frames are dropped with a warning, as pinn-torch train does
+    train_data = RawData.from_file(payload["train_file"], drop_empty_frames=True)
     n = train_data.N
     init_model = payload.get("init_model")
     config = build_engine_config(payload["values"], N=n, model_type=payload["model_type"],

@@ -95,10 +95,13 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 "\u25be menu. Batch mode (ptychodus -b reconstruct -i IN): put the model "
                 f"file at IN/{MODEL_FILE_NAME}"
             )
-        from ptychodus_pinn_torch.data import RawData
+        from ptychodus_pinn_torch.data import RawData, empty_frames
         from ptychodus_pinn_torch.engine.inference import reconstruct
 
         arrays = conversion.scan_arrays_from_input(parameters)
+        keep = empty_frames.keep_mask(arrays["diff3d"], self._name)  # DATA-124: beam-off frames
+        if keep is not None:
+            arrays = empty_frames.take_positions(arrays, keep)
         n = int(arrays["diff3d"].shape[1])
         if n != self._bundle.N:
             raise ValueError(
