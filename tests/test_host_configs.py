@@ -21,7 +21,7 @@ CHANGED = {  # a non-default value for every model/training parameter
     "ProbeBig": False, "ProbeMask": True, "PadObject": False, "ProbeScale": 2.5,
     "GaussianSmoothingSigma": 0.5, "NumPhotons": 1e8, "BatchSize": "32", "NumEpochs": 3,
     "MAEWeight": 0.5, "NLLWeight": 0.75, "RealspaceMAEWeight": 0.25, "RealspaceWeight": 0.125,
-    "PositionsProvided": False, "ProbeTrainable": True, "IntensityScaleTrainable": False,
+"ProbeTrainable": True, "IntensityScaleTrainable": False,
     "NumGroups": 100, "NeighborCount": 6,
     # the generator settings of the cnn family (the fno ones: test_fno_settings_reach_...)
     "Architecture": "unet", "CNNOutputMode": "real_imag", "CBAMEncoder": True,

@@ -6,10 +6,17 @@ PyTorch -> spec: :func:`to_model_config`, :func:`to_training_config`,
 MUST-raise rules §8A). Spec -> PyTorch (which upstream lacks): :func:`from_spec` returns a
 :class:`PyTorchConfigs` whose ``overrides`` carry the spec fields the PyTorch dataclasses cannot
 hold, so that ``to_*(..., overrides=configs.overrides.<part>)`` gives the spec configs back.
+:func:`to_engine_config` goes on to the engine's one configuration (with the PyTorch
+``TrainingConfig`` learning rate, device and accumulation, and an optional ``ExecutionConfig``).
+
+Every PyTorch field is carried, refused by name (``ValueError``) or, where upstream's bridge
+ignores it as well, warned about (``UserWarning`` naming it) when set away from its default;
+``config.fields`` records which (specs/CFG.md CFG-100).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +25,8 @@ from typing import Any
 
 from ptychodus_pinn_torch.config import params as pt
 from ptychodus_pinn_torch.config import spec
+from ptychodus_pinn_torch.config.engine import EngineConfig
+from ptychodus_pinn_torch.config.fields import check_supported, default_of, warn_uncarried
 
 #: PyTorch mode -> spec model_type, and back.
 MODE_TO_MODEL_TYPE: Mapping[str, str] = {"Unsupervised": "pinn", "Supervised": "supervised"}
@@ -136,7 +145,27 @@ def to_model_config(data: pt.DataConfig, model: pt.ModelConfig,
         gaussian_smoothing_sigma=model.gaussian_smoothing_sigma,
         **{name: getattr(model, name) for name in GENERATOR_FIELDS},
     )
-    return spec.ModelConfig(**_apply_overrides(kwargs, overrides, spec.ModelConfig))
+    config = spec.ModelConfig(**_apply_overrides(kwargs, overrides, spec.ModelConfig))
+    _warn_model_inputs(data, model)
+    return config
+
+
+def _warn_model_inputs(data: pt.DataConfig, model: pt.ModelConfig) -> None:
+    """Warn about the DataConfig/ModelConfig fields no translator carries. The channel counts
+    only when they contradict ``grid_size`` (they are gridsize**2 here)."""
+    warn_uncarried(data, skip=("C",))
+    warn_uncarried(model, skip=("C_model", "C_forward", "loss_function"))
+    c = int(data.grid_size[0]) * int(data.grid_size[1])
+    for obj, name in ((data, "C"), (model, "C_model"), (model, "C_forward")):
+        owner = type(obj).__name__
+        value = getattr(obj, name)
+        if value != default_of(type(obj), name) and value != c:
+            warnings.warn(
+                f"{owner}.{name}={value!r} has no effect here (the bridge does not carry it): "
+                f"the channels are gridsize**2 = {c} from DataConfig.grid_size",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: pt.ModelConfig,
@@ -155,6 +184,16 @@ def to_training_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: p
     _check_type("pt_model", pt_model, pt.ModelConfig)
     _check_type("training", training, pt.TrainingConfig)
     overrides = _apply_overrides({}, overrides, spec.TrainingConfig)  # a checked copy
+    check_supported(training, where="the bridge")
+    warn_uncarried(training)
+    if pt_model.loss_function != LOSS_MODE_TO_LOSS_FUNCTION[training.torch_loss_mode]:
+        warnings.warn(
+            f"ModelConfig.loss_function={pt_model.loss_function!r} has no effect here (the "
+            f"bridge does not carry it): the objective follows TrainingConfig.torch_loss_mode="
+            f"{training.torch_loss_mode!r}",
+            UserWarning,
+            stacklevel=2,
+        )
     if training.scheduler not in spec.SCHEDULERS and "scheduler" not in overrides:
         raise ValueError(
             f"TrainingConfig.scheduler={training.scheduler!r} has no TF-style equivalent; "
@@ -225,6 +264,7 @@ def to_inference_config(model: spec.ModelConfig, data: pt.DataConfig,
     _check_type("model", model, spec.ModelConfig)
     _check_type("data", data, pt.DataConfig)
     _check_type("inference", inference, pt.InferenceConfig)
+    warn_uncarried(inference)
     kwargs: dict[str, Any] = dict(
         model=model,
         model_path=None,
@@ -249,6 +289,45 @@ def to_inference_config(model: spec.ModelConfig, data: pt.DataConfig,
             "overrides=dict(test_data_file=Path('test.npz'))"
         )
     return spec.InferenceConfig(**kwargs)
+
+
+def to_engine_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: pt.ModelConfig,
+                     training: pt.TrainingConfig,
+                     execution: pt.ExecutionConfig | None = None,
+                     overrides: Mapping[str, Any] | None = None) -> EngineConfig:
+    """PyTorch configs -> the engine's :class:`~ptychodus_pinn_torch.config.engine.EngineConfig`.
+
+    The spec TrainingConfig is :func:`to_training_config`'s; the PyTorch TrainingConfig adds
+    ``learning_rate``, ``accum_steps`` and ``device`` (its default 'cuda' means 'auto': CUDA
+    when there is one). An ``ExecutionConfig`` overrides with its non-default values:
+    ``accelerator`` (through ``params.resolve_accelerator``; 'auto' stays 'auto'),
+    ``deterministic``, ``learning_rate``, ``accum_steps``, ``early_stop_patience``,
+    ``gradient_clip_val`` and ``scheduler``; the rest of it is warned about.
+    """
+    training_spec = to_training_config(model, data, pt_model, training, overrides)
+    engine: dict[str, Any] = {
+        "learning_rate": training.learning_rate,
+        "accum_steps": training.accum_steps,
+        "device": "auto" if training.device == "cuda" else training.device,
+    }
+    if execution is not None:
+        _check_type("execution", execution, pt.ExecutionConfig)
+        warn_uncarried(execution)
+        default = pt.ExecutionConfig()
+        changed = {f: getattr(execution, f) for f in (
+            "accelerator", "deterministic", "learning_rate", "accum_steps",
+            "early_stop_patience", "gradient_clip_val", "scheduler")
+            if getattr(execution, f) != getattr(default, f)}
+        if "accelerator" in changed:
+            engine["device"] = pt.resolve_accelerator(execution.accelerator,
+                                                      cuda_available=False)
+        for name in ("deterministic", "learning_rate", "accum_steps", "early_stop_patience"):
+            if name in changed:
+                engine[name] = changed[name]
+        spec_changes = {k: changed[k] for k in ("gradient_clip_val", "scheduler") if k in changed}
+        if spec_changes:
+            training_spec = dataclasses.replace(training_spec, **spec_changes)
+    return EngineConfig(training=training_spec, **engine)
 
 
 @dataclass(frozen=True)
@@ -383,6 +462,7 @@ def to_spec(configs: PyTorchConfigs, *, training: bool = True, inference: bool =
 
 
 __all__ = [
-    "PyTorchConfigs", "SpecOverrides", "from_spec", "to_inference_config", "to_model_config",
+    "PyTorchConfigs", "SpecOverrides", "from_spec", "to_engine_config", "to_inference_config",
+    "to_model_config",
     "to_spec", "to_training_config", "probe_mask_to_spec",
 ]

@@ -16,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptychodus_pinn_torch.config.checks import check_bool, check_choice, check_int, check_number
-from ptychodus_pinn_torch.config.choices import MODEL_TYPES, PHYSICS_WEIGHT_SCHEDULES
+from ptychodus_pinn_torch.config.choices import (
+    MODEL_TYPES,
+    OPTIMIZERS,
+    PHYSICS_WEIGHT_SCHEDULES,
+    SCHEDULERS,
+)
+from ptychodus_pinn_torch.config.fields import check_supported
 from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
 
 #: Keras ``ReduceLROnPlateau(val_loss, factor 0.5, patience 2, min_lr 1e-4, min_delta 1e-4)``:
@@ -93,6 +99,11 @@ class EngineConfig:
     stage_3_lr_factor: the learning rate is multiplied by this when stage 3 begins (0.1).
     threads: CPU threads torch uses while training (>= 1); None: ``OMP_NUM_THREADS`` if set,
         else torch's default (engine.threads, ENG-205).
+    accum_steps: accumulate the gradients of this many batches (each loss divided by it)
+        before one optimizer step (upstream's manual optimization); 1 steps every batch.
+
+    Every field of this class and of the spec configs it holds is read or refused by name
+    (``config.fields``, specs/CFG.md CFG-100).
     """
 
     training: TrainingConfig
@@ -116,6 +127,7 @@ class EngineConfig:
     physics_weight_schedule: str = "cosine"
     stage_3_lr_factor: float = 0.1
     threads: int | None = None
+    accum_steps: int = 1
 
     def __post_init__(self) -> None:
         o = "EngineConfig"
@@ -143,12 +155,16 @@ class EngineConfig:
         check_int(o, "checkpoint_every", self.checkpoint_every, minimum=1)
         check_number(o, "tv_weight", self.tv_weight, non_negative=True)
         check_int(o, "threads", self.threads, minimum=1, optional=True)
+        check_int(o, "accum_steps", self.accum_steps, minimum=1)
         _check_fine_tune(self)
         self._check_stages()
         _check_training(self.training)
-        if self.plateau().min_lr > self.step_size:
+        for part in (self.training.model, self.training, self):
+            check_supported(part, where="this engine")
+        plateau = self.plateau()
+        if plateau is not None and plateau.min_lr > self.step_size:
             raise ValueError(
-                f"the plateau's min_lr={self.plateau().min_lr!r} exceeds the learning rate "
+                f"the plateau's min_lr={plateau.min_lr!r} exceeds the learning rate "
                 f"{self.step_size!r} (EngineConfig.learning_rate={self.learning_rate!r}"
                 + ("" if self.init_model is None else
                    f" x fine_tune_gamma={self.fine_tune_gamma!r}") + "); raise it or "
@@ -213,29 +229,34 @@ class EngineConfig:
         return self.supervised or self.training.realspace_weight > 0
 
     def loss_weights(self) -> LossWeights:
-        """The loss-term weights of this configuration (the one place they are derived)."""
+        """The loss-term weights of this configuration (the one place they are derived).
+
+        ``torch_loss_mode='mae'`` (PINN; upstream's PyTorch objective switch) drops the Poisson
+        NLL and uses the amplitude MAE with weight ``mae_weight`` (1 when that is 0).
+        """
         t = self.training
+        mae_mode = t.torch_loss_mode == "mae" and not self.supervised
         return LossWeights(
-            nll=float(t.nll_weight),
-            mae=float(t.mae_weight),
+            nll=0.0 if mae_mode else float(t.nll_weight),
+            mae=(float(t.mae_weight) or 1.0) if mae_mode else float(t.mae_weight),
             realspace=float(t.realspace_weight),
             realspace_mae=float(t.realspace_mae_weight),
             tv=float(self.tv_weight),
             probe_big=bool(t.model.probe_big),
         )
 
-    def plateau(self) -> PlateauSettings:
+    def plateau(self) -> PlateauSettings | None:
         """The learning-rate plateau schedule (see :func:`plateau_settings`)."""
         return plateau_settings(self.training)
 
 
-def plateau_settings(training: TrainingConfig) -> PlateauSettings:
+def plateau_settings(training: TrainingConfig) -> PlateauSettings | None:
     """The ReduceLROnPlateau settings of ``training``.
 
     ``scheduler='Default'``: upstream TF's Keras recipe (factor 0.5, patience 2, min_lr 1e-4,
     min_delta 1e-4). ``scheduler='ReduceLROnPlateau'``: the spec's ``plateau_factor``,
     ``plateau_patience``, ``plateau_min_lr``, ``plateau_threshold`` (upstream HEAD's PyTorch
-    recipe). Other schedulers raise ValueError naming ``TrainingConfig.scheduler``.
+    recipe). None for the schedulers without a plateau (Exponential, WarmupCosine).
     """
     if training.scheduler == "Default":
         return PlateauSettings(KERAS_PLATEAU_FACTOR, KERAS_PLATEAU_PATIENCE, KERAS_MIN_LR,
@@ -243,10 +264,7 @@ def plateau_settings(training: TrainingConfig) -> PlateauSettings:
     if training.scheduler == "ReduceLROnPlateau":
         return PlateauSettings(float(training.plateau_factor), int(training.plateau_patience),
                                float(training.plateau_min_lr), float(training.plateau_threshold))
-    raise ValueError(
-        f"TrainingConfig.scheduler={training.scheduler!r} is not supported by this engine; "
-        "use 'Default' (upstream TF's Keras plateau) or 'ReduceLROnPlateau'"
-    )
+    return None
 
 
 def _check_fine_tune(config: EngineConfig) -> None:
@@ -286,7 +304,25 @@ def _check_training(config: TrainingConfig) -> None:
             "TrainingConfig loss weights are all 0 (mae_weight, nll_weight, realspace_weight); "
             "set nll_weight=1 (upstream default) or another weight > 0"
         )
+    check_choice(o, "optimizer", config.optimizer, OPTIMIZERS)
+    check_choice(o, "scheduler", config.scheduler, SCHEDULERS)
+    check_number(o, "momentum", config.momentum, non_negative=True)
+    check_number(o, "weight_decay", config.weight_decay, non_negative=True)
+    for name in ("adam_beta1", "adam_beta2"):
+        value = getattr(config, name)
+        check_number(o, name, value, non_negative=True)
+        if not value < 1.0:
+            raise ValueError(f"TrainingConfig.{name}={value!r} must lie in [0, 1)")
+    check_int(o, "lr_warmup_epochs", config.lr_warmup_epochs, minimum=0)
+    check_number(o, "lr_min_ratio", config.lr_min_ratio, non_negative=True)
+    if config.lr_min_ratio > 1.0:
+        raise ValueError(f"TrainingConfig.lr_min_ratio={config.lr_min_ratio!r} must lie in [0, 1]")
+    check_number(o, "gradient_clip_val", config.gradient_clip_val, positive=True, optional=True)
+    check_int(o, "n_subsample", config.n_subsample, minimum=1, optional=True)
+    check_int(o, "subsample_seed", config.subsample_seed, optional=True)
     plateau = plateau_settings(config)
+    if plateau is None:
+        return
     if not 0.0 < plateau.factor < 1.0:
         raise ValueError(f"TrainingConfig.plateau_factor={plateau.factor!r} must lie in (0, 1)")
     check_int(o, "plateau_patience", plateau.patience, minimum=0)

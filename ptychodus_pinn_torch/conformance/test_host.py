@@ -259,7 +259,6 @@ def test_our_library_names_settings_defaults(ours: None) -> None:
         ("PINNTorchTraining", "NLLWeight"): 1.0,
         ("PINNTorchTraining", "RealspaceMAEWeight"): 0.0,
         ("PINNTorchTraining", "RealspaceWeight"): 0.0,
-        ("PINNTorchTraining", "PositionsProvided"): True,
         ("PINNTorchTraining", "ProbeTrainable"): False,
         ("PINNTorchTraining", "IntensityScaleTrainable"): True,
         ("PINNTorchInference", "NumNearestNeighbors"): 7,

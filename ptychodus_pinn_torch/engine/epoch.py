@@ -131,10 +131,11 @@ def run_epoch(session: TrainingSession, epoch: int, callbacks: TrainCallbacks) -
     session.model.train()
     sums = torch.zeros(2, dtype=torch.float64)  # loss·count, count
     term_sums: dict[str, float] = {}
+    accum = int(config.accum_steps)
+    session.optimizer.zero_grad(set_to_none=True)
     for b, idx in enumerate(batches, start=1):
         flags = torch.tensor([1.0 if callbacks.stop_requested() else 0.0, 0.0])
         if flags[0] == 0:
-            session.optimizer.zero_grad(set_to_none=True)
             loss, terms = batch_loss(session.train_module, session, idx.to(device))
             # the batch's one device read: the loss and every term together
             names = sorted(terms)
@@ -157,9 +158,11 @@ def run_epoch(session: TrainingSession, epoch: int, callbacks: TrainCallbacks) -
                 aborted=f"non-finite loss at epoch {epoch + 1}, batch {b}; kept the weights of "
                 f"epoch {epoch} (try a lower learning rate or check the data)"
             )
-        loss.backward()
-        clip_gradients(session.model, config)
-        session.optimizer.step()
+        (loss / accum if accum > 1 else loss).backward()
+        if b % accum == 0 or b == len(batches):  # upstream: step every accum_steps batches
+            clip_gradients(session.model, config)
+            session.optimizer.step()
+            session.optimizer.zero_grad(set_to_none=True)
         n = float(len(idx))
         sums += torch.tensor([loss_value * n, n], dtype=torch.float64)
         for k, v in term_values.items():

@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ptychodus_pinn_torch.config.choices import ARCHIVE_NAME, CHECKPOINT_DIR_NAME, HISTORY_NAME
 from ptychodus_pinn_torch.config.engine import EngineConfig
+from ptychodus_pinn_torch.config.spec import InferenceConfig
 from ptychodus_pinn_torch.data import RawData
 from ptychodus_pinn_torch.engine.events import (
     CheckpointEvent,
@@ -40,6 +41,7 @@ from ptychodus_pinn_torch.engine.output_folder import (
 
 if TYPE_CHECKING:  # the archive imports the model; only its type is needed here
     from ptychodus_pinn_torch.engine.archive import ModelBundle
+    from ptychodus_pinn_torch.engine.inference import Reconstruction
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,9 @@ def describe_sources(sources: Sequence[TrainSource],
 
 
 def run_training(
-    train: TrainSource | Sequence[TrainSource],
+    train: TrainSource | Sequence[TrainSource] | None,
     config: EngineConfig,
-    out_dir: Path,
+    out_dir: Path | None = None,
     *,
     test: RawData | str | Path | None = None,
     resume: bool = False,
@@ -144,7 +146,8 @@ def run_training(
     train: one scan (path or ``RawData``), or several: one model over all of them, each grouped
         on its own with its own probe (ENG-183); a folder of ``.npz`` files stands for them.
         The archive records every training scan (``extra["training_files"]``).
-
+    train / test / out_dir default to the TrainingConfig's ``train_data_file``,
+    ``test_data_file`` and ``output_dir``.
     test: a scan whose loss is measured after training (written to history.json).
     resume: continue from ``OUT/checkpoints/checkpoint.pt``.
     callbacks: epoch/batch/checkpoint hooks and the Stop poll.
@@ -158,7 +161,13 @@ def run_training(
     from ptychodus_pinn_torch.engine.training import train_model
 
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+    t = config.training
+    if train is None:
+        if t.train_data_file is None:
+            raise ValueError("no training data: pass a scan or set TrainingConfig.train_data_file")
+        train = t.train_data_file
+    test = t.test_data_file if test is None else test
+    out_dir = Path(t.output_dir if out_dir is None else out_dir)
     expanded = expand_sources(train)
     scans = [load_scan(source) for source in expanded]
     named = list(expanded) if sources is None else list(sources)
@@ -214,12 +223,58 @@ def run_training(
     return TrainingRun(result, Path(archive), history, ckpt_dir, seconds)
 
 
+#: the file :func:`run_inference` writes into ``InferenceConfig.output_dir``.
+RECONSTRUCTION_NAME = "reconstruction.npz"
+
+
+def run_inference(
+    config: InferenceConfig, *, device: str = "auto", batch_size: int = 64
+) -> tuple[Reconstruction, Path]:
+    """Reconstruct ``config.test_data_file`` with the model of ``config.model_path`` and write
+    ``config.output_dir/reconstruction.npz`` (``object`` (H, W) complex64, ``coverage`` (H, W)
+    float32). Returns (the reconstruction, the file).
+
+    ``config.model`` must equal the archive's model configuration (a difference is a
+    ValueError naming the field); ``n_subsample``/``subsample_seed`` draw the positions used;
+    ``neighbor_count`` groups them at gridsize > 1; unsupported fields are refused by name.
+    """
+    import numpy as np
+
+    from ptychodus_pinn_torch.config.fields import check_supported
+    from ptychodus_pinn_torch.config.spec import validate_inference_config
+    from ptychodus_pinn_torch.data.npz_io import write_npz
+    from ptychodus_pinn_torch.engine.archive import load_archive
+    from ptychodus_pinn_torch.engine.inference import reconstruct
+    from ptychodus_pinn_torch.engine.session import subsample
+
+    check_supported(config, where="run_inference")
+    validate_inference_config(config)
+    bundle = load_archive(config.model_path)
+    for f in fields(config.model):
+        wanted, trained = getattr(config.model, f.name), getattr(bundle.model_config, f.name)
+        if wanted != trained:
+            raise ValueError(
+                f"InferenceConfig.model.{f.name}={wanted!r} but the model in "
+                f"{config.model_path} was trained with {f.name}={trained!r}; set the model "
+                "configuration the archive was trained with"
+            )
+    raw = subsample(load_scan(config.test_data_file), config.n_subsample, config.subsample_seed)
+    rec = reconstruct(bundle, raw, device=device, batch_size=batch_size,
+                      neighbor_count=config.neighbor_count)
+    out = Path(config.output_dir) / RECONSTRUCTION_NAME
+    write_npz(out, {"object": np.asarray(rec.object, np.complex64),
+                    "coverage": np.asarray(rec.coverage, np.float32)})
+    return rec, out
+
+
 __all__ = [
+    "RECONSTRUCTION_NAME",
     "TrainSource",
     "TrainingRun",
     "checkpoint_dir_of",
     "describe_sources",
     "expand_sources",
     "load_scan",
+    "run_inference",
     "run_training",
 ]

@@ -23,7 +23,11 @@ from ptychodus_pinn_torch.engine import distributed as distmod
 from ptychodus_pinn_torch.engine.events import EpochReport
 from ptychodus_pinn_torch.engine.gathered import GatheredLabels, GatheredPatterns
 from ptychodus_pinn_torch.engine.scan_groups import group_scans
-from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_optimizer, make_scheduler
+from ptychodus_pinn_torch.engine.schedule import (
+    EarlyStopping,
+    LearningRateSchedule,
+    make_optimizer,
+)
 
 
 @dataclass
@@ -46,7 +50,7 @@ class TrainingSession:
     model: torch.nn.Module
     train_module: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scheduler: LearningRateSchedule
     early: EarlyStopping
     weights: LossWeights
     scale: float
@@ -99,6 +103,26 @@ def validation_count(n_groups: int, fraction: float) -> int:
     return int(min(n_groups - 1, max(1, round(n_groups * fraction))))
 
 
+def subsample(raw: Any, n_subsample: int | None, seed: int | None) -> Any:
+    """Upstream's position subsampling of a scan: ``min(n_subsample, M)`` positions drawn
+    without replacement by ``numpy.random.choice`` after ``numpy.random.seed(seed)`` (when a
+    seed is given), sorted; all M positions when ``n_subsample`` is None or >= M. Only
+    in-memory ``RawData`` scans can be subsampled (ValueError naming the field otherwise)."""
+    m = int(raw.n_positions)
+    if n_subsample is None or n_subsample >= m:
+        return raw
+    if not isinstance(raw, RawData):
+        raise ValueError(
+            f"TrainingConfig.n_subsample={n_subsample} is not supported for a "
+            f"{type(raw).__name__} scan; convert fewer positions or leave n_subsample at None"
+        )
+    # upstream seeds the global legacy generator; without a seed it draws from the global
+    # state (which EngineConfig.seed has seeded)
+    draw = np.random.RandomState(seed).choice if seed is not None else np.random.choice
+    idx = np.sort(draw(np.arange(m), size=int(n_subsample), replace=False))
+    return raw.subset(idx)
+
+
 def fingerprint(config: EngineConfig, n_groups: int) -> dict[str, Any]:
     """The settings a checkpoint must share with a training that resumes from it."""
     model = config.model
@@ -140,6 +164,7 @@ def setup(
             "(each scan keeps its own fixed probe); train with probe_trainable=False"
         )
     seed_everything(config.seed, deterministic=config.deterministic, device_type=device.type)
+    scans = [subsample(scan, t.n_subsample, t.subsample_seed) for scan in scans]
     data = group_scans(scans, t, seed=config.seed, need_labels=config.needs_labels)
     n_total = data.x.shape[0]
     n_val = validation_count(n_total, config.validation_fraction)
@@ -171,7 +196,7 @@ def setup(
         model=model,
         train_module=train_module,
         optimizer=optimizer,
-        scheduler=make_scheduler(optimizer, config.plateau()),
+        scheduler=LearningRateSchedule(optimizer, config),
         early=EarlyStopping(config.early_stop_patience),
         weights=config.loss_weights(),
         scale=scale,
@@ -261,5 +286,6 @@ __all__ = [
     "save_state",
     "seed_everything",
     "setup",
+    "subsample",
     "validation_count",
 ]

@@ -137,10 +137,10 @@ def _fit(
     plan = StagePlan.of(config)
     for epoch in range(session.start_epoch, epochs):
         t0 = time.perf_counter()
+        session.scheduler.start_epoch(epoch)
         session.physics_weight = plan.physics_weight(epoch)
         if plan.lr_drop_at(epoch):
-            for group in session.optimizer.param_groups:
-                group["lr"] = float(group["lr"]) * plan.lr_factor
+            session.scheduler.scale(plan.lr_factor)
         lr = float(session.optimizer.param_groups[0]["lr"])
         outcome = run_epoch(session, epoch, callbacks)
         if outcome.aborted is not None:
@@ -160,7 +160,8 @@ def _fit(
         # the loss changes definition in stages 1-2: plateau and early stopping watch stage 3
         blending = plan.stage(epoch) in (1, 2)
         if not blending:
-            session.scheduler.step(val_loss if val_loss is not None else outcome.train_loss)
+            session.scheduler.end_epoch(epoch,
+                                        val_loss if val_loss is not None else outcome.train_loss)
         terms = dict(outcome.terms)
         if plan.staged:
             terms["physics_weight"] = session.physics_weight

@@ -93,7 +93,6 @@ PINN_ONLY_PARAMETERS: frozenset[tuple[str, str]] = frozenset(
         ("training", "NLLWeight"),
         ("training", "RealspaceMAEWeight"),
         ("training", "RealspaceWeight"),
-        ("training", "PositionsProvided"),
         ("training", "ProbeTrainable"),
         ("training", "IntensityScaleTrainable"),
     }

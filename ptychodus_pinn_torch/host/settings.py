@@ -204,9 +204,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     _p("training", "RealspaceWeight", "real", 0.0, "realspace_weight",
        "Object loss weight (labels)", minimum=0.0, maximum=1.0, unit="weight",
        help="weight of the real-space loss against the known object (needs labels)"),
-    _p("training", "PositionsProvided", "bool", True, "positions_provided",
-       "Use scan positions", unit="on/off",
-       help="train with the measured scan positions"),
+    # No PositionsProvided: the engine always uses the scan positions; upstream's False
+    # (position learning) is refused by name (config.fields, specs/CFG.md CFG-100).
     _p("training", "ProbeTrainable", "bool", False, "probe_trainable", "Refine the probe",
        unit="on/off", help="let training adjust the probe as well as the network"),
     _p("training", "IntensityScaleTrainable", "bool", True, "intensity_scale_trainable",
