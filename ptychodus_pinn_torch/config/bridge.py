@@ -52,6 +52,11 @@ GENERATOR_FIELDS: tuple[str, ...] = (
     "cnn_output_mode", "generator_output_mode", "cbam_encoder", "cbam_bottleneck",
     "cbam_decoder", "eca_encoder", "eca_decoder",
 )
+#: PyTorch TrainingConfig fields of multi-stage training, carried to the EngineConfig as named.
+STAGE_FIELDS: tuple[str, ...] = (
+    "stage_1_epochs", "stage_2_epochs", "stage_3_epochs", "physics_weight_schedule",
+    "stage_3_lr_factor",
+)
 #: spec fields the PyTorch dataclasses carry (spec -> PyTorch -> spec is the identity on them).
 MODEL_CARRIED: tuple[str, ...] = (
     "N", "gridsize", "n_filters_scale", "model_type", "amp_activation", "object_big",
@@ -298,9 +303,11 @@ def to_engine_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: pt.
     """PyTorch configs -> the engine's :class:`~ptychodus_pinn_torch.config.engine.EngineConfig`.
 
     The spec TrainingConfig is :func:`to_training_config`'s; the PyTorch TrainingConfig adds
-    ``learning_rate``, ``accum_steps`` and ``device`` (its default 'cuda' means 'auto': CUDA
-    when there is one). An ``ExecutionConfig`` overrides with its non-default values:
-    ``accelerator`` (through ``params.resolve_accelerator``; 'auto' stays 'auto'),
+    ``learning_rate``, ``accum_steps``, the stage fields (``stage_*_epochs``,
+    ``physics_weight_schedule``, ``stage_3_lr_factor``) and ``device`` (its default 'cuda'
+    means 'auto': CUDA when there is one). An ``ExecutionConfig`` overrides with its
+    non-default values: ``accelerator`` (through ``params.resolve_accelerator``; 'auto'
+    stays 'auto'),
     ``deterministic``, ``learning_rate``, ``accum_steps``, ``early_stop_patience``,
     ``gradient_clip_val`` and ``scheduler``; the rest of it is warned about.
     """
@@ -309,6 +316,7 @@ def to_engine_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: pt.
         "learning_rate": training.learning_rate,
         "accum_steps": training.accum_steps,
         "device": "auto" if training.device == "cuda" else training.device,
+        **{name: getattr(training, name) for name in STAGE_FIELDS},
     }
     if execution is not None:
         _check_type("execution", execution, pt.ExecutionConfig)

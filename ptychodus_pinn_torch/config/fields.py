@@ -98,7 +98,7 @@ ADAM = (Requires("optimizer", ("adam", "adamw")),)
 PLATEAU = (Requires("scheduler", ("ReduceLROnPlateau",)),)
 COSINE = (Requires("scheduler", ("WarmupCosine",)),)
 FNO = {"model.architecture": "fno"}
-STAGED = {"nepochs": 4, "stage_1_epochs": 1, "stage_2_epochs": 2, "stage_3_epochs": 1}
+STAGED = {"nepochs": 5, "stage_1_epochs": 1, "stage_2_epochs": 3, "stage_3_epochs": 1}
 NO_DATALOADER = "no DataLoader: the groups are tensors on the device"
 
 #: spec ModelConfig (upstream ``ptycho.config.config.ModelConfig``); observed on the network.
@@ -362,12 +362,11 @@ PARAMS_TRAINING: Mapping[str, Field] = {
     "num_workers": WARN_DL,
     "accum_steps": carried("engine.EngineConfig.accum_steps", 2),
     "gradient_clip_val": carried("spec.TrainingConfig.gradient_clip_val", 1.0),
-    "stage_1_epochs": refused("multi-stage training is not wired yet", 1, owner="gen"),
-    "stage_2_epochs": refused("multi-stage training is not wired yet", 1, owner="gen"),
-    "stage_3_epochs": refused("multi-stage training is not wired yet", 1, owner="gen"),
-    "physics_weight_schedule": refused("multi-stage training is not wired yet", "linear",
-                                       owner="gen"),
-    "stage_3_lr_factor": refused("multi-stage training is not wired yet", 0.5, owner="gen"),
+    "stage_1_epochs": carried("engine.EngineConfig.stage_1_epochs", 2),
+    "stage_2_epochs": carried("engine.EngineConfig.stage_2_epochs", 2),
+    "stage_3_epochs": carried("engine.EngineConfig.stage_3_epochs", 2),
+    "physics_weight_schedule": carried("engine.EngineConfig.physics_weight_schedule", "linear"),
+    "stage_3_lr_factor": carried("engine.EngineConfig.stage_3_lr_factor", 0.5),
     "experiment_name": recorded("a run name for tracking"),
     "notes": recorded("free text"),
     "model_name": recorded("a model name for tracking"),
