@@ -469,7 +469,11 @@ def test_every_ptychodus_setting_reaches_an_acting_field() -> None:
     tables = {"model": REGISTRY["spec.ModelConfig"], "training": REGISTRY["spec.TrainingConfig"],
               "inference": REGISTRY["spec.InferenceConfig"],
               "execution": REGISTRY["engine.EngineConfig"]}
-    host_only = {"inference_batch_size", "refine_epochs", "worker_start_timeout_s"}
+    # read by the host itself (HOST rules): inference batching and refinement, the worker's
+    # timeouts, model backups, starting from the loaded model (EngineConfig.init_model), MLflow
+    host_only = {"inference_batch_size", "refine_epochs", "worker_start_timeout_s",
+                 "worker_stall_timeout_s", "overwrite_model", "train_from_loaded_model",
+                 "mlflow"}
     for p in PARAMETERS:
         if p.section == "execution" and p.spec_field in host_only:
             continue  # read by the host itself (HOST rules)
