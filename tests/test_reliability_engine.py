@@ -182,3 +182,15 @@ def test_cli_reconstruct_shows_progress(bundle: ModelBundle, tmp_path: Path,
     assert "reconstruct: 6/6 batches (100%)" in capsys.readouterr().err
     assert main([*argv, "--no-progress"]) == 0
     assert "batches" not in capsys.readouterr().err
+
+
+def test_canvas_accumulator_refuses_a_huge_canvas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct stitching callers (reassemble_position, stitch_to_object_grid) get the budget
+    check too: 1e6 x 1e6 pixels would be 11 TiB."""
+    from ptychodus_pinn_torch.stitch.splat import CanvasAccumulator
+
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "1G")
+    with pytest.raises(ValueError, match=r"1000000 x 1000000 pixels \(11175\.9 GiB\), above "
+                                         r"the memory budget of 1\.0 GiB"):
+        CanvasAccumulator((10**6, 10**6))
+    assert CanvasAccumulator((100, 100)).sums.shape == (10000, 3)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ptychodus_pinn_torch.data.npz_limits import MEMORY_BUDGET_ENV, default_memory_budget
+
 __all__ = ["CanvasAccumulator", "DEFAULT_CHUNK_ELEMENTS"]
 
 # Tile pixels handled per chunk when no chunk_size is given: bounds the temporaries of one
@@ -55,6 +57,15 @@ class CanvasAccumulator:
         H, W = int(shape[0]), int(shape[1])
         if H < 1 or W < 1:
             raise ValueError(f"canvas shape must be positive, got {(H, W)}")
+        need = H * W * 3 * torch.empty((), dtype=dtype).element_size()
+        budget = default_memory_budget()
+        if need > budget:  # ENG-120's last line of defence, for direct callers
+            raise ValueError(
+                f"the stitching canvas would be {H} x {W} pixels ({need / 2**30:.1f} GiB), above "
+                f"the memory budget of {budget / 2**30:.1f} GiB; the positions are spread too "
+                f"far (check that they are in object pixels, not metres or nm) or raise "
+                f"{MEMORY_BUDGET_ENV}"
+            )
         self.shape = (H, W)
         self.dtype = dtype
         self.device = torch.device(device)
