@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from peak_rss import run_cli_peak_rss
 
 from ptychodus_pinn_torch.config import spec
 from ptychodus_pinn_torch.data import RawData
@@ -147,28 +145,10 @@ def test_manifest_bomb_cli_one_line_and_bounded_memory(
     """The issue's archive bombs (N=256 with n_filters_scale 64 or 100000) through the CLI:
     exit 2, one stderr line, peak RSS of the child < 500 MB."""
     path = _edited(good, tmp_path / "wts.h5.zip", _bomb(256, nfs))
-    if not Path("/proc/self/status").is_file():
-        pytest.skip("the peak RSS is read from Linux' /proc/self/status")
-    # VmHWM: the peak RSS of the child's own process image (ru_maxrss would report the forking
-    # pytest process's peak, which Linux carries across exec)
-    code = (
-        "import sys\n"
-        "from ptychodus_pinn_torch.cli.main import main\n"
-        "rc = main(sys.argv[1:])\n"
-        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0]\n"
-        "print('MAXRSS_KB', hwm.split()[1], file=sys.stderr)\n"
-        "sys.exit(rc)\n"
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "reconstruct", "--model", str(path), "--data",
-         str(_scan(tmp_path)), "--out", str(tmp_path / "out.npz")],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 2 and lines[1].startswith("MAXRSS_KB"), proc.stderr
+    rc, lines, peak = run_cli_peak_rss(
+        ["reconstruct", "--model", str(path), "--data", str(_scan(tmp_path)), "--out",
+         str(tmp_path / "out.npz")])
+    assert rc == 2 and len(lines) == 1, lines
     assert f"n_filters_scale={nfs}" in lines[0]
-    maxrss = int(lines[1].split()[1]) * 1024
-    assert maxrss < RSS_LIMIT_BYTES, f"peak RSS {maxrss / 2**20:.0f} MiB"
+    assert peak < RSS_LIMIT_BYTES, f"peak RSS {peak / 2**20:.0f} MiB"
     assert not (tmp_path / "out.npz").exists()

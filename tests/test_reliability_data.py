@@ -8,14 +8,12 @@ one stderr line from the CLI) and, for the zip bomb, the child's peak RSS.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from peak_rss import run_cli_peak_rss
 
 from ptychodus_pinn_torch.data import RawData
 from ptychodus_pinn_torch.data.errors import DataError
@@ -142,23 +140,7 @@ def test_zip_bomb_cli_one_line_bounded_memory(tmp_path: Path) -> None:
     """The issue's NPZ bomb shape through ``pinn-torch train`` (256 MiB here, to keep the test
     fast; the 2 GiB file is measured in specs/DATA.md): exit 2, one line, peak RSS < 500 MB."""
     bomb = write_bomb(tmp_path / "bomb.npz", 256 << 20)
-    if not Path("/proc/self/status").is_file():
-        pytest.skip("the peak RSS is read from Linux' /proc/self/status")
-    # VmHWM: the peak RSS of the child's own process image (ru_maxrss would report the forking
-    # pytest process's peak, which Linux carries across exec)
-    code = (
-        "import sys\n"
-        "from ptychodus_pinn_torch.cli.main import main\n"
-        "rc = main(sys.argv[1:])\n"
-        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0]\n"
-        "print('MAXRSS_KB', hwm.split()[1], file=sys.stderr)\n"
-        "sys.exit(rc)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "train", "--train", str(bomb), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120,
-    )
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 2 and "zip bomb" in lines[0], proc.stderr
-    assert int(lines[1].split()[1]) * 1024 < RSS_LIMIT_BYTES
+    rc, lines, peak = run_cli_peak_rss(["train", "--train", str(bomb), "--out",
+                                        str(tmp_path / "o")])
+    assert rc == 2 and len(lines) == 1 and "zip bomb" in lines[0], lines
+    assert peak < RSS_LIMIT_BYTES, f"peak RSS {peak / 2**20:.0f} MiB"

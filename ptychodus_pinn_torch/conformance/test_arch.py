@@ -846,8 +846,8 @@ def test_declared_sizes_before_building(
 
     path = write_zip(tmp_path / ARCHIVE_NAME, resign(with_manifest(read_members(good[0]), edit)))
     built: list[str] = []
-    real_build = archive.load.build_model
-    monkeypatch.setattr(archive.load, "build_model",
+    real_build = archive.load.rebuild_model  # the real (not meta-device) model of load_archive
+    monkeypatch.setattr(archive.load, "rebuild_model",
                         lambda *a, **k: built.append("real") or real_build(*a, **k))
     refused(path, *words)
     assert built == []  # refused before the real model was built

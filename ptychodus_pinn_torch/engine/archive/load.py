@@ -37,8 +37,8 @@ from ptychodus_pinn_torch.engine.archive.sizes import (
     check_declared_sizes,
     check_finite_weights,
     meta_model,
+    rebuild_model,
 )
-from ptychodus_pinn_torch.model import build_model
 
 
 class OpenArchive:
@@ -280,19 +280,8 @@ def load_archive(
         state = _load_state_dict(archive.read_checked("weights"), torch.device("cpu"), where)
     check_state_dict(skeleton, state, where)
     check_finite_weights(state, where)
-    try:
-        model = build_model(
-            model_config,
-            probe=probe,
-            intensity_scale=float(manifest["intensity_scale"]),
-            probe_trainable=bool(trainable.get("probe", False)),
-            intensity_scale_trainable=bool(trainable.get("intensity_scale", True)),
-            probe_normalized=True,
-        )
-    except ValueError as exc:
-        raise ArchiveError(
-            f"{where}: the model cannot be rebuilt from the manifest: {exc}"
-        ) from exc
+    model = rebuild_model(model_config, trainable, probe, float(manifest["intensity_scale"]),
+                          where)
     check_state_dict(model, state, where)
     model.load_state_dict(state, strict=True)
     model.to(device)

@@ -33,25 +33,32 @@ from ptychodus_pinn_torch.model import build_model
 NPY_HEADER_MAX_BYTES = 256
 
 
+def rebuild_model(model_config: Any, trainable: Mapping[str, bool], probe: np.ndarray,
+                  intensity_scale: float, where: str) -> nn.Module:
+    """``model.build_model`` of a manifest's configuration (the probe already normalized); a
+    configuration it refuses becomes an ArchiveError naming the archive."""
+    try:
+        return build_model(
+            model_config,
+            probe=probe,
+            intensity_scale=intensity_scale,
+            probe_trainable=bool(trainable.get("probe", False)),
+            intensity_scale_trainable=bool(trainable.get("intensity_scale", True)),
+            probe_normalized=True,
+        )
+    except ValueError as exc:
+        raise ArchiveError(
+            f"{where}: the model cannot be rebuilt from the manifest: {exc}"
+        ) from exc
+
+
 def meta_model(model_config: Any, trainable: Mapping[str, bool], where: str) -> nn.Module:
     """The model that ``model_config`` describes, built on the ``meta`` device: every parameter
     and buffer has its real shape and dtype but no storage, so a hostile configuration costs
     nothing (the probe is a zero ``(N, N)`` complex64 placeholder)."""
     n = int(model_config.N)
-    try:
-        with torch.device("meta"):
-            return build_model(
-                model_config,
-                probe=np.zeros((n, n), np.complex64),
-                intensity_scale=1.0,
-                probe_trainable=bool(trainable.get("probe", False)),
-                intensity_scale_trainable=bool(trainable.get("intensity_scale", True)),
-                probe_normalized=True,
-            )
-    except ValueError as exc:
-        raise ArchiveError(
-            f"{where}: the model cannot be rebuilt from the manifest: {exc}"
-        ) from exc
+    with torch.device("meta"):
+        return rebuild_model(model_config, trainable, np.zeros((n, n), np.complex64), 1.0, where)
 
 
 def state_bytes(model: nn.Module) -> int:
