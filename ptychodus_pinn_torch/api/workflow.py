@@ -46,7 +46,7 @@ def load_config(
         The spec ``TrainingConfig``; unknown fields and invalid values raise ValueError naming
         them.
     """
-    from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
+    from ptychodus_pinn_torch.config.interop.serialize import spec_from_dict, spec_to_dict
     from ptychodus_pinn_torch.config.spec import TrainingConfig
 
     if source is None:

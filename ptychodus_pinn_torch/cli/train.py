@@ -16,13 +16,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ptychodus_pinn_torch.config.bridge import TF_DEFAULT_NPHOTONS
 from ptychodus_pinn_torch.config.choices import (
     ARCHITECTURES,
     OUTPUT_MODES,
     PHYSICS_WEIGHT_SCHEDULES,
 )
 from ptychodus_pinn_torch.config.engine import EngineConfig
+from ptychodus_pinn_torch.config.interop.bridge import TF_DEFAULT_NPHOTONS
 
 # events and progress import the standard library only; the engine (torch) loads in run()
 from ptychodus_pinn_torch.engine.events import BatchProgress, EpochReport, TrainCallbacks

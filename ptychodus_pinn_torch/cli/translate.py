@@ -53,8 +53,8 @@ def _read_json(source: str) -> Any:
 def spec_document_to_torch(doc: Mapping[str, Any]) -> dict[str, Any]:
     """One spec config dict -> the JSON document of its PyTorch dataclasses and overrides."""
     from ptychodus_pinn_torch.config import spec
-    from ptychodus_pinn_torch.config.bridge import from_spec
-    from ptychodus_pinn_torch.config.serialize import spec_from_dict, torch_to_dict
+    from ptychodus_pinn_torch.config.interop.bridge import from_spec
+    from ptychodus_pinn_torch.config.interop.serialize import spec_from_dict, torch_to_dict
 
     if not isinstance(doc, Mapping):
         raise ValueError("the spec config must be a JSON object of spec field names")
@@ -87,9 +87,9 @@ def torch_document_to_spec(doc: Mapping[str, Any]) -> dict[str, Any]:
     A training spec is made when ``training`` is present, an inference spec when
     ``overrides.inference`` is present (the PyTorch InferenceConfig carries none of its fields).
     """
-    from ptychodus_pinn_torch.config import bridge
-    from ptychodus_pinn_torch.config.legacy import legacy_params
-    from ptychodus_pinn_torch.config.serialize import spec_to_dict, torch_from_dict
+    from ptychodus_pinn_torch.config.interop import bridge
+    from ptychodus_pinn_torch.config.interop.legacy import legacy_params
+    from ptychodus_pinn_torch.config.interop.serialize import spec_to_dict, torch_from_dict
 
     if not isinstance(doc, Mapping):
         raise ValueError("the PyTorch config document must be a JSON object")

@@ -1,19 +1,19 @@
 """Configuration layer (standard library only; importing it never imports torch).
 
+- :mod:`.engine`: ``EngineConfig``, the one configuration the training engine takes (the spec
+  ``TrainingConfig`` plus the run settings).
 - :mod:`.spec`: TF-style ``ModelConfig``, ``TrainingConfig``, ``InferenceConfig`` and
-  ``validate_*`` (upstream ``ptycho.config.config``).
-- :mod:`.params`: PyTorch ``DataConfig``, ``ModelConfig``, ``TrainingConfig``,
-  ``InferenceConfig``, ``ExecutionConfig`` (upstream ``ptycho_torch.config_params``).
-- :mod:`.bridge`: ``to_model_config``/``to_training_config``/``to_inference_config``
-  (PyTorch -> spec) and ``from_spec`` (spec -> PyTorch).
-- :mod:`.legacy`: ``KEY_MAPPINGS``, ``dataclass_to_legacy_dict``, ``update_legacy_dict``.
-- :mod:`.serialize`: ``spec_to_dict``/``spec_from_dict``, ``torch_to_dict``/``torch_from_dict``.
-
-The rules are in specs/CFG.md.
+  ``validate_*`` (upstream ``ptycho.config.config``); the field names the engine config uses.
+- :mod:`.choices`: the choice constants (activations, N values, architectures, file names).
+- :mod:`.fields`: what every configuration field does (acts, carried, refused, warned).
+- :mod:`.interop`: translators around it: ``params`` (upstream's PyTorch dataclasses),
+  ``bridge`` (PyTorch <-> spec -> engine), ``legacy`` (the flat params dict), ``serialize``
+  (JSON dicts). ``config.params`` and the like stay importable under their old names.
 """
 
-from ptychodus_pinn_torch.config import bridge, legacy, params, serialize, spec
-from ptychodus_pinn_torch.config.bridge import (
+from ptychodus_pinn_torch.config import engine, fields, spec
+from ptychodus_pinn_torch.config.interop import bridge, legacy, params, serialize
+from ptychodus_pinn_torch.config.interop.bridge import (
     PyTorchConfigs,
     SpecOverrides,
     from_spec,
@@ -22,13 +22,13 @@ from ptychodus_pinn_torch.config.bridge import (
     to_spec,
     to_training_config,
 )
-from ptychodus_pinn_torch.config.legacy import (
+from ptychodus_pinn_torch.config.interop.legacy import (
     KEY_MAPPINGS,
     dataclass_to_legacy_dict,
     legacy_params,
     update_legacy_dict,
 )
-from ptychodus_pinn_torch.config.serialize import (
+from ptychodus_pinn_torch.config.interop.serialize import (
     spec_from_dict,
     spec_to_dict,
     torch_from_dict,
@@ -45,6 +45,8 @@ __all__ = [
     "PyTorchConfigs",
     "SpecOverrides",
     "bridge",
+    "engine",
+    "fields",
     "dataclass_to_legacy_dict",
     "from_spec",
     "legacy",

@@ -24,7 +24,7 @@ PROBE_KEY = "probe_ri"
 
 def model_config_of(path: str | os.PathLike[str]) -> ModelConfig:
     """The spec ``ModelConfig`` stored in the archive at ``path`` (manifest only)."""
-    from ptychodus_pinn_torch.config.serialize import spec_from_dict
+    from ptychodus_pinn_torch.config.interop.serialize import spec_from_dict
     from ptychodus_pinn_torch.engine.archive import ArchiveError, peek_archive
 
     manifest = peek_archive(path)

@@ -86,7 +86,7 @@ def pytorch_configs(training_config: Any) -> Any:
     """The PyTorch dataclasses (``config.bridge.PyTorchConfigs``) of a spec ``TrainingConfig``,
     through ``config.bridge.from_spec``; raises the bridge's ValueError for untranslatable
     settings."""
-    from ptychodus_pinn_torch.config.bridge import from_spec
+    from ptychodus_pinn_torch.config.interop.bridge import from_spec
 
     return from_spec(training_config.model, training_config)
 

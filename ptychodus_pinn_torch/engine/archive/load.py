@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ptychodus_pinn_torch.config.serialize import spec_from_dict
+from ptychodus_pinn_torch.config.interop.serialize import spec_from_dict
 from ptychodus_pinn_torch.engine.archive.format import (
     ARCHIVE_NAME,
     INTENSITY_SCALE_RTOL,

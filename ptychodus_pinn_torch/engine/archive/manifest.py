@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ptychodus_pinn_torch import __version__
-from ptychodus_pinn_torch.config.legacy import dataclass_to_legacy_dict
-from ptychodus_pinn_torch.config.serialize import spec_from_dict, spec_to_dict
+from ptychodus_pinn_torch.config.interop.legacy import dataclass_to_legacy_dict
+from ptychodus_pinn_torch.config.interop.serialize import spec_from_dict, spec_to_dict
 from ptychodus_pinn_torch.engine.archive.format import (
     BACKEND,
     FORMAT_NAME,
