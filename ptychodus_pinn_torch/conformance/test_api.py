@@ -69,6 +69,17 @@ def test_save_load_predict_round_trip(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.spec("API-162")
+def test_train_takes_n_and_nphotons_from_the_data(  # type: ignore[no-untyped-def]
+    scan, trained
+) -> None:
+    assert len(trained.history) == 1 and len(trained.losses) == 1
+    assert trained.config.N == scan.N and trained.config.n_filters_scale == 1
+    assert all(np.isfinite(trained.losses))
+    # intensity scale starts at upstream's sqrt(nphotons)/(N/2) for the data's nphotons (1e6)
+    assert trained.intensity_scale == pytest.approx(np.sqrt(1e6) / 32, rel=0.05)
+
+
+@pytest.mark.spec("API-162")
 def test_api_train_equals_pinn_torch_train(  # type: ignore[no-untyped-def]
     tmp_path: Path, scan, trained
 ) -> None:
