@@ -110,6 +110,21 @@ def test_align_recovers_shift_phase_ramp_and_gain(shift: tuple[float, float]) ->
 
 
 @pytest.mark.spec("EVAL-163")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_registration_never_worsens_a_blurred_reconstruction(seed: int) -> None:
+    ref = _object(20 + seed, 96)
+    rs = np.random.RandomState(seed)
+    blurred = gaussian_filter(ref.real, 4.0) + 1j * gaussian_filter(ref.imag, 4.0)
+    recon = 0.7 * blurred + 0.1 * (rs.randn(96, 96) + 1j * rs.randn(96, 96))
+    box = (slice(16, 80), slice(16, 80))
+    registered = ev.evaluate(recon, ref, box=box)
+    fixed = ev.evaluate(recon, ref, box=box, register=False)
+    assert registered.complex_relative_error <= fixed.complex_relative_error + 1e-12
+    if registered.alignment.shift_px != (0.0, 0.0):
+        assert registered.complex_relative_error < fixed.complex_relative_error
+
+
+@pytest.mark.spec("EVAL-163")
 def test_align_without_registration_uses_the_grid_as_is() -> None:
     ref = _object(6, 64)
     recon = 2.0 * ref * np.exp(0.4j)

@@ -233,6 +233,21 @@ def amplitude_gain(recon_amp: np.ndarray, reference_amp: np.ndarray) -> float:
     return num / den if den > 1e-30 else 1.0
 
 
+def _aligned(
+    rec: np.ndarray, ref: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, float, tuple[float, float, float, float]]:
+    """``rec`` ((h, w)) with its phase, ramp and gain fitted to ``ref``: (aligned complex128,
+    ``||aligned - ref|| / ||ref||``, (offset, slope_rows, slope_cols, gain))."""
+    rec = rec.astype(np.complex128)
+    offset, slope_rows, slope_cols = fit_phase(rec, ref, weight)
+    aligned = remove_phase(rec, offset, slope_rows, slope_cols)
+    gain = amplitude_gain(np.abs(aligned), weight)
+    aligned = aligned * gain
+    norm = float(np.linalg.norm(ref)) or 1.0
+    error = float(np.linalg.norm(aligned - ref)) / norm
+    return aligned, error, (offset, slope_rows, slope_cols, gain)
+
+
 def align(
     recon: np.ndarray,
     reference: np.ndarray,
@@ -247,9 +262,11 @@ def align(
     decorrelate the cross-correlation); (2) with ``register``, the sub-pixel shift of the
     ramp-free, mean-free box under a Tukey window (:data:`REGISTRATION_TAPER`) by
     :func:`register_shift` in :data:`REGISTRATION_PASSES` passes, each applied to the WHOLE
-    ``recon`` by :func:`fourier_shift` before cropping (so the box holds real content); (3) the
-    final phase/ramp fit (:func:`fit_phase`, weights = reference amplitude) and (4) the gain
-    (:func:`amplitude_gain`) on the box.
+    ``recon`` by :func:`fourier_shift` before cropping (so the box holds real content), kept
+    only if it lowers the aligned complex error ``||aligned - ref|| / ||ref||`` below the
+    unshifted one (a blurred reconstruction has a flat correlation peak whose maximum can
+    wander by pixels); (3) the final phase/ramp fit (:func:`fit_phase`, weights = reference
+    amplitude) and (4) the gain (:func:`amplitude_gain`) on the box.
 
     Args:
         recon, reference: ``(H, W)`` complex objects on the same pixel grid.
@@ -290,13 +307,10 @@ def align(
                 normalization="phase" if step == 0 else "none",
             )
             shifted = fourier_shift(recon, (float(total[0]), float(total[1])))
-        recon = shifted
-        shift = (float(total[0]), float(total[1]))
-    rec = recon[box].astype(np.complex128)
-    offset, slope_rows, slope_cols = fit_phase(rec, ref, weight)
-    aligned = remove_phase(rec, offset, slope_rows, slope_cols)
-    gain = amplitude_gain(np.abs(aligned), weight)
-    aligned = aligned * gain
+        candidate = (float(total[0]), float(total[1]))
+        if _aligned(shifted[box], ref, weight)[1] < _aligned(recon[box], ref, weight)[1]:
+            recon, shift = shifted, candidate
+    aligned, _, (offset, slope_rows, slope_cols, gain) = _aligned(recon[box], ref, weight)
     return aligned, Alignment(
         shift_px=shift,
         phase_offset_rad=offset,
