@@ -67,3 +67,4 @@ def test_readme_example_is_the_example_script_and_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "trained 1 epoch(s)" in proc.stdout and "phase SSIM" in proc.stdout
     assert (tmp_path / "out" / "wts.h5.zip").is_file()
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ptychodus_pinn_torch.api.configs import apply_overrides, read_config_file
 from ptychodus_pinn_torch.api.model import Model
@@ -171,13 +171,43 @@ def predict_and_stitch(
     )
 
 
-def simulate(out: str | Path | None = None, **settings: Any) -> RawData:
-    """Simulate a scan (``data.simulate.simulate_scan``; ``settings`` are its arguments:
-    object_kind, N, object_shape, scan, overlap, nphotons, seed, probe, obj, ...) and, with
-    ``out``, also write it as an NPZ file."""
-    from ptychodus_pinn_torch.data.simulate import simulate_scan
+@overload
+def simulate(out: str | Path | None = None, *, experiments: None = None,
+             **settings: Any) -> RawData: ...
 
-    raw = simulate_scan(**settings)
+
+@overload
+def simulate(out: str | Path | None = None, *, experiments: int, **settings: Any,
+             ) -> list[RawData]: ...
+
+
+def simulate(
+    out: str | Path | None = None, *, experiments: int | None = None, **settings: Any
+) -> RawData | list[RawData]:
+    """Simulate a scan, or a set of scans with their own object and probe, as
+    ``pinn-torch simulate`` does, and with ``out`` also write it.
+
+    Args:
+        out: NPZ file to write (a set writes ``OUT_0.npz`` ... as ``--experiments`` does).
+        experiments: None: one scan (``data.simulate.simulate_scan``); K: a list of K scans
+            (``data.experiment_sets.simulate_experiments``).
+        **settings: the simulator's arguments (object_kind, N, object_shape, scan, overlap,
+            nphotons, seed, probe, beamstop_diameter, beamstop_transmission, ...).
+
+    Returns:
+        The scan, or the list of scans.
+    """
+    if experiments is None:
+        from ptychodus_pinn_torch.data.simulate import simulate_scan
+
+        raw = simulate_scan(**settings)
+        if out is not None:
+            raw.to_file(Path(out))
+        return raw
+    from ptychodus_pinn_torch.data.experiment_sets import experiment_paths, simulate_experiments
+
+    scans = simulate_experiments(experiments, **settings)
     if out is not None:
-        raw.to_file(Path(out))
-    return raw
+        for scan, path in zip(scans, experiment_paths(Path(out), experiments), strict=True):
+            scan.to_file(path)
+    return scans

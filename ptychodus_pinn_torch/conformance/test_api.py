@@ -103,3 +103,19 @@ def test_api_train_equals_pinn_torch_train(  # type: ignore[no-untyped-def]
     assert (tmp_path / "api_run" / "wts.h5.zip").is_file()
     assert (tmp_path / "api_run" / "history.json").is_file()
     assert again.losses == trained.losses
+
+
+@pytest.mark.spec("API-163")
+def test_simulate_a_set_of_experiments(tmp_path: Path) -> None:
+    from ptychodus_pinn_torch.data import RawData
+    from ptychodus_pinn_torch.data.experiment_sets import simulate_experiments
+
+    scans = api.simulate(tmp_path / "set.npz", experiments=2, seed=3, object_shape=(80, 80),
+                         N=32, beamstop_diameter=4.0)
+    direct = simulate_experiments(2, seed=3, object_shape=(80, 80), N=32, beamstop_diameter=4.0)
+    assert isinstance(scans, list) and len(scans) == 2
+    for i, (a, b) in enumerate(zip(scans, direct, strict=True)):
+        back = RawData.from_file(tmp_path / f"set_{i}.npz")
+        np.testing.assert_array_equal(a.diff3d, b.diff3d)
+        np.testing.assert_array_equal(back.diff3d, b.diff3d)
+        assert back.bad_pixels is not None and back.bad_pixels.sum() == 13
