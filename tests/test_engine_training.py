@@ -1,7 +1,8 @@
 """Behaviour of the training engine: options, schedules, config errors, callbacks, resume errors.
 
-Determinism, resume equality, Stop, the NaN guard and supervised learning are proved by the
-conformance rules ENG-003..ENG-007 (ptychodus_pinn_torch/conformance/test_engine.py)."""
+The fit defaults (plateau, early stopping), supervised learning and its missing labels,
+determinism, resume equality and refusal, Stop and the NaN guard are proved by the conformance
+rules ENG-001..ENG-007 (ptychodus_pinn_torch/conformance/test_engine.py) and not repeated here."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ import torch
 
 from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.conformance.helpers import tiny_engine, tiny_scan, tiny_training
-from ptychodus_pinn_torch.engine import checkpoint as ckpt
 from ptychodus_pinn_torch.engine.events import EpochReport, TrainCallbacks
-from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_scheduler
 from ptychodus_pinn_torch.engine.training import train_model, validation_count
 
 
@@ -54,27 +53,6 @@ def test_validation_count_rounds_and_keeps_a_training_group() -> None:
     assert validation_count(100, 0.0) == 0
 
 
-def test_early_stopping_counts_epochs_without_improvement() -> None:
-    es = EarlyStopping(3)
-    assert [es.step(v) for v in (5.0, 4.0, 4.0, 4.5, 3.9, 4.0, 4.0, 4.0)] == [
-        False, False, False, False, False, False, False, True,
-    ]
-
-
-def test_plateau_halves_lr_after_patience_down_to_min_lr() -> None:
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=1e-3)
-    plateau = EngineConfig(training=tiny_training()).plateau()  # factor 0.5, patience 2, min 1e-4
-    sched = make_scheduler(opt, plateau)
-    lrs = []
-    for loss in [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0] + [1.0] * 12:
-        sched.step(loss)
-        lrs.append(opt.param_groups[0]["lr"])
-    assert lrs[2] == pytest.approx(1e-3) and lrs[3] == pytest.approx(5e-4)
-    assert lrs[6] == pytest.approx(2.5e-4)
-    assert min(lrs) == pytest.approx(1e-4)
-
-
 def test_config_errors_are_value_errors(scan) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         tiny_engine(batch_size=0)
@@ -99,21 +77,10 @@ def test_epoch_callback_and_loss_decreases(scan) -> None:
     )
 
 
-def test_resume_refuses_a_checkpoint_of_another_setup(scan, tmp_path: Path) -> None:
-    train_model(scan, tiny_engine(1), checkpoint_dir=tmp_path)
-    other = tiny_engine(2, model={"n_filters_scale": 2})
-    with pytest.raises(ckpt.CheckpointError, match="n_filters_scale"):
-        train_model(scan, other, checkpoint_dir=tmp_path, resume=True)
+def test_resume_without_a_checkpoint_names_the_missing_file(scan, tmp_path: Path) -> None:
+    # (a checkpoint of another set-up is ENG-005's)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_model(scan, tiny_engine(), checkpoint_dir=tmp_path / "x", resume=True)
-
-
-def test_supervised_without_labels_is_a_clear_error(scan) -> None:
-    from ptychodus_pinn_torch.data import RawData
-
-    bare = RawData(scan.xcoords, scan.ycoords, None, None, scan.diff3d, scan.probeGuess, None)
-    with pytest.raises(ValueError, match="needs labels"):
-        train_model(bare, tiny_engine(model_type="supervised"))
 
 
 def test_history_roundtrips_through_dicts() -> None:

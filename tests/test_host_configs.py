@@ -95,10 +95,10 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
 
 
 def test_setting_hint_names_only_the_field_in_the_message() -> None:
-    from ptychodus_pinn_torch.host.configs import _TRAINING_FIELDS, _with_setting_hint
+    from ptychodus_pinn_torch.host.configs import TRAINING_FIELDS, with_setting_hint
 
     error = ValueError("TrainingConfig.realspace_mae_weight = -1 must be >= 0")
-    message = str(_with_setting_hint(error, "training", _TRAINING_FIELDS))
+    message = str(with_setting_hint(error, "training", TRAINING_FIELDS))
     assert message.endswith("(ptychodus setting: [PINNTorchTraining] RealspaceMAEWeight)")
 
 

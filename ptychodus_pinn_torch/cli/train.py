@@ -23,6 +23,7 @@ from ptychodus_pinn_torch.config.choices import (
 )
 from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.config.interop.bridge import TF_DEFAULT_NPHOTONS
+from ptychodus_pinn_torch.config.spec import ModelConfig
 
 # events and progress import the standard library only; the engine (torch) loads in run()
 from ptychodus_pinn_torch.engine.events import BatchProgress, EpochReport, TrainCallbacks
@@ -186,12 +187,10 @@ def _nphotons(args: argparse.Namespace, raw: Any) -> float:
     return value if value > 0 else DEFAULT_NPHOTONS
 
 
-def _model_config(args: argparse.Namespace, raw: Any) -> Any:
+def _model_config(args: argparse.Namespace, raw: Any) -> ModelConfig:
     """The network settings: from the flags (N from the data), or, with --init-model, the
     initial model's (a flag set to another value than both its default and the model's is
     refused)."""
-    from ptychodus_pinn_torch.config.spec import ModelConfig
-
     if args.init_model is None:
         return ModelConfig(N=int(raw.diff3d.shape[-1]), gridsize=args.gridsize,
                            n_filters_scale=args.n_filters_scale, model_type=args.model_type,

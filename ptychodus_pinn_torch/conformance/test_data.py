@@ -324,11 +324,11 @@ def test_grouping_sequential_small_and_rng_consumption(global_rng_guard: None) -
     ours = group_indices(x3, y3, gridsize=2, K=8, nsamples=4, seed=4)
     np.testing.assert_array_equal(ours, upstream_groups_global_rng(x3, y3, 4, 8, 4, 4))
     # bulk draws consume the generator exactly like the loop of choice() calls
-    from ptychodus_pinn_torch.data.grouping import _bulk_choice_without_replacement
+    from ptychodus_pinn_torch.data.grouping import bulk_choice_without_replacement
 
     available = rs.randint(0, 1000, (300, 7))
     gen_a, gen_b = np.random.RandomState(5), np.random.RandomState(5)
-    bulk = _bulk_choice_without_replacement(gen_a, available, 4)
+    bulk = bulk_choice_without_replacement(gen_a, available, 4)
     loop = np.stack([gen_b.choice(row, 4, replace=False) for row in available])
     np.testing.assert_array_equal(bulk, loop)
     assert gen_a.randint(0, 2**31) == gen_b.randint(0, 2**31)

@@ -22,10 +22,6 @@ from ptychodus_pinn_torch.engine.schedule import EarlyStopping, make_scheduler
 from ptychodus_pinn_torch.engine.training import train_model
 
 
-def _config(epochs: int = 2, model_type: str = "pinn", **kw: Any) -> EngineConfig:
-    return tiny_engine(epochs, model_type, **kw)
-
-
 def _on_epoch(fn: Any) -> TrainCallbacks:
     return TrainCallbacks(on_epoch=(fn,))
 
@@ -40,7 +36,7 @@ def two_epochs(scan: RawData, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """A 2-epoch run with a checkpoint folder, shared by several rules."""
     folder = tmp_path_factory.mktemp("eng")
     seen: list[EpochReport] = []
-    res = train_model(scan, _config(2), checkpoint_dir=folder, callbacks=_on_epoch(seen.append))
+    res = train_model(scan, tiny_engine(2), checkpoint_dir=folder, callbacks=_on_epoch(seen.append))
     return {"result": res, "folder": folder, "seen": seen}
 
 
@@ -74,7 +70,7 @@ def test_fit_defaults_match_upstream() -> None:
 def test_pinn_loss_is_the_weighted_sum_of_upstream_terms(scan: RawData) -> None:
     from ptychodus_pinn_torch.model import build_model
 
-    cfg = _config(1, mae_weight=0.3, nll_weight=0.7)
+    cfg = tiny_engine(1, mae_weight=0.3, nll_weight=0.7)
     s = math.sqrt(1e6) / 32.0
     torch.manual_seed(0)
     model = build_model(cfg.model, probe=scan.probeGuess, intensity_scale=s)
@@ -95,19 +91,19 @@ def test_pinn_loss_is_the_weighted_sum_of_upstream_terms(scan: RawData) -> None:
 
 @pytest.mark.spec("ENG-003")
 def test_supervised_mode_learns_from_labels(scan: RawData) -> None:
-    res = train_model(scan, _config(4, model_type="supervised",
+    res = train_model(scan, tiny_engine(4, model_type="supervised",
                                     engine={"learning_rate": 3e-3}))
     losses = [h.train_loss for h in res.history]
     assert set(res.history[0].terms) == {"amp_mae", "phase_mae"}
     assert losses[-1] < 0.8 * losses[0]
     bare = RawData(scan.xcoords, scan.ycoords, None, None, scan.diff3d, scan.probeGuess, None)
     with pytest.raises(ValueError, match="needs labels"):
-        train_model(bare, _config(1, model_type="supervised"))
+        train_model(bare, tiny_engine(1, model_type="supervised"))
 
 
 @pytest.mark.spec("ENG-004")
 def test_seeded_cpu_training_is_deterministic(scan: RawData, two_epochs: dict) -> None:
-    again = train_model(scan, _config(2))
+    again = train_model(scan, tiny_engine(2))
     first = two_epochs["result"]
     assert [h.train_loss for h in again.history] == [h.train_loss for h in first.history]
     for k, v in first.bundle.model.state_dict().items():
@@ -122,15 +118,15 @@ def test_checkpoint_is_atomic_and_resume_equals_uninterrupted(
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"]  # no temp leftovers
     state = torch.load(folder / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and len(state["history"]) == 2
-    train_model(scan, _config(1), checkpoint_dir=tmp_path)
-    resumed = train_model(scan, _config(2), checkpoint_dir=tmp_path, resume=True)
+    train_model(scan, tiny_engine(1), checkpoint_dir=tmp_path)
+    resumed = train_model(scan, tiny_engine(2), checkpoint_dir=tmp_path, resume=True)
     full = two_epochs["result"]
     np.testing.assert_allclose([h.train_loss for h in resumed.history],
                                [h.train_loss for h in full.history], rtol=1e-5)
     for k, v in full.bundle.model.state_dict().items():
         torch.testing.assert_close(resumed.bundle.model.state_dict()[k], v, rtol=1e-5,
                                    atol=1e-6, msg=k)
-    other = _config(3, model={"n_filters_scale": 2})
+    other = tiny_engine(3, model={"n_filters_scale": 2})
     with pytest.raises(ValueError, match="n_filters_scale"):
         train_model(scan, other, checkpoint_dir=tmp_path, resume=True)
 
@@ -146,27 +142,27 @@ def test_stop_ends_within_a_batch_and_keeps_the_last_finished_epoch(
         return len(seen) == 1  # first poll of epoch 2
 
     seen: list[EpochReport] = []
-    res = train_model(scan, _config(5), checkpoint_dir=tmp_path,
+    res = train_model(scan, tiny_engine(5), checkpoint_dir=tmp_path,
                       callbacks=TrainCallbacks(on_epoch=(seen.append,), should_stop=should_stop))
     assert res.stopped == "stopped by request during epoch 2; kept the weights of epoch 1"
     assert len(res.history) == 1
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
     # epoch 1 had 4 batches (15 training groups / 4), each polled twice; stop at the next poll
     assert polls["n"] == 2 * 4 + 1
-    one = train_model(scan, _config(1))
+    one = train_model(scan, tiny_engine(1))
     for k, v in one.bundle.model.state_dict().items():
         assert torch.equal(res.bundle.model.state_dict()[k], v), k
 
 
 @pytest.mark.spec("ENG-007")
 def test_non_finite_loss_stops_with_message_and_last_good_weights(scan: RawData) -> None:
-    res = train_model(scan, _config(3, engine={"learning_rate": 1e30}))
+    res = train_model(scan, tiny_engine(3, engine={"learning_rate": 1e30}))
     assert res.stopped is not None and res.stopped.startswith("non-finite loss at epoch 1")
     assert "lower learning rate" in res.stopped and res.history == []
     torch.manual_seed(0)
     from ptychodus_pinn_torch.model import build_model
 
-    fresh = build_model(_config().model, probe=scan.probeGuess, intensity_scale=31.25)
+    fresh = build_model(tiny_engine().model, probe=scan.probeGuess, intensity_scale=31.25)
     for k, v in fresh.state_dict().items():
         assert torch.equal(res.bundle.model.state_dict()[k], v), k
 
@@ -210,7 +206,7 @@ def _ddp_worker(rank: int, world: int, port: int, folder: str) -> None:
     torch.set_num_threads(1)
     scan = tiny_scan()
     seen: list[int] = []
-    res = train_model(scan, _config(1), checkpoint_dir=Path(folder) / "ckpt",
+    res = train_model(scan, tiny_engine(1), checkpoint_dir=Path(folder) / "ckpt",
                       callbacks=_on_epoch(lambda r: seen.append(r.epoch)))
     torch.save({"state": res.bundle.model.state_dict(), "seen": seen,
                 "losses": [h.train_loss for h in res.history],

@@ -36,7 +36,7 @@ def _check_group_args(n_points: int, C: int, K: int) -> None:
         )
 
 
-def _bulk_choice_without_replacement(
+def bulk_choice_without_replacement(
     rs: np.random.RandomState, available: np.ndarray, C: int
 ) -> np.ndarray:
     """Row-wise ``rs.choice(available[i], C, replace=False)`` for every row, in row order.
@@ -183,7 +183,7 @@ def _groups_standard(
     else:
         available = neighbors
     if available.shape[1] >= C:
-        groups = _bulk_choice_without_replacement(rs, available, C)
+        groups = bulk_choice_without_replacement(rs, available, C)
     else:
         groups = np.stack([rs.choice(row, C, replace=True) for row in available])
     return groups.astype(np.int32)

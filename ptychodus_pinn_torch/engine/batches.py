@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ptychodus_pinn_torch.config.spec import TrainingConfig
+
 
 @dataclass(frozen=True)
 class GroupedTensors:
@@ -98,7 +100,7 @@ def _check_patch_size(raw: Any, n: int, what: str) -> None:
 
 
 def group_for_training(
-    raw: Any, config: Any, *, seed: int, need_labels: bool, sequential: bool = False
+    raw: Any, config: TrainingConfig, *, seed: int, need_labels: bool, sequential: bool = False
 ) -> GroupedTensors:
     """Group ``raw`` as upstream training does and convert to tensors.
 

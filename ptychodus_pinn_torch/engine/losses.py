@@ -7,11 +7,10 @@ Supervised: ``amp_weight*MAE(|O|, |Y|) + phase_weight*MAE(wrap(∠O − ∠Y))``
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ptychodus_pinn_torch.config.engine import LossWeights
+from ptychodus_pinn_torch.model.pinn import ModelOutput
 from ptychodus_pinn_torch.physics import centre_mask, mae, poisson_nll, realspace_loss, translate
 
 
@@ -49,7 +48,7 @@ def supervised_loss(
 
 
 def compute_loss(
-    out: Any,
+    out: ModelOutput,
     x_scaled: torch.Tensor,
     labels: torch.Tensor | None,
     weights: LossWeights,

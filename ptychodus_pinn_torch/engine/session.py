@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 
 from ptychodus_pinn_torch.config.engine import EngineConfig, LossWeights
 from ptychodus_pinn_torch.data.raw_data import RawData
@@ -60,7 +61,7 @@ class TrainingSession:
     train_idx: torch.Tensor
     val_idx: torch.Tensor
     fingerprint: dict[str, Any]
-    sampler: Any = None  # torch DistributedSampler under torch.distributed
+    sampler: DistributedSampler[int] | None = None  # under torch.distributed
     probe_bank: torch.Tensor | None = None
     scan_of_group: torch.Tensor | None = None
     history: list[EpochReport] = field(default_factory=list)
@@ -220,14 +221,13 @@ def _distribute(
     ctx: distmod.DistContext,
     *,
     n_train: int,
-) -> tuple[torch.nn.Module, Any]:
+) -> tuple[torch.nn.Module, DistributedSampler[int] | None]:
     """(module that runs forward, DistributedSampler or None)."""
     if not ctx.is_distributed:
         return model, None
     import warnings
 
     from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data.distributed import DistributedSampler
 
     # 1-input-channel convolutions get grads whose strides differ from DDP's bucket views;
     # harmless (torch says so), but it would print on every rank
