@@ -236,3 +236,32 @@ def test_kill_9_leaves_a_loadable_model(scan: Path, tmp_path: Path,
     assert rc == 0, capsys.readouterr().err
     rc = main(["train", "--train", str(scan), "--out", str(out), "--epochs", "1", *TRAIN_FLAGS])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_lock_of_a_reused_pid_is_taken_over(tmp_path: Path) -> None:
+    """After a reboot the recorded pid may belong to an unrelated live process: its start time
+    differs from the one recorded, so the lock is stale."""
+    import socket
+
+    (tmp_path / LOCK_NAME).write_text(json.dumps(
+        {"pid": os.getppid(), "host": socket.gethostname(), "started_utc": "x", "command": "c",
+         "pid_start": 1}))
+    with OutputLock(tmp_path) as lock:
+        assert lock.held
+    start = int(Path(f"/proc/{os.getppid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    (tmp_path / LOCK_NAME).write_text(json.dumps(
+        {"pid": os.getppid(), "host": socket.gethostname(), "started_utc": "x", "command": "c",
+         "pid_start": start}))
+    with pytest.raises(OutputFolderBusy, match=f"pid {os.getppid()}"):
+        OutputLock(tmp_path).acquire()  # the same live process: respected
+
+
+def test_train_memory_budget_flag(scan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from ptychodus_pinn_torch.data.npz_limits import MEMORY_BUDGET_ENV
+
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "64G")  # restored after the test
+    rc = main(["train", "--train", str(scan), "--out", str(tmp_path / "o"), "--memory-budget",
+               "100K"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "above the memory budget of 0.1 MiB" in err[0]

@@ -102,6 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels-last convolutions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--memory-budget", default=None, metavar="SIZE",
+        help="most memory the scan's arrays may take, e.g. 24G (default: half of the machine's "
+        "memory, or $PINN_TORCH_MEMORY_BUDGET); a larger scan is refused before it is read",
+    )
+    parser.add_argument(
         "--keep-empty-frames", action="store_true",
         help="refuse a scan with all-zero diffraction frames (default: drop them with a warning "
         "naming how many and which)",
@@ -350,6 +355,11 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("OMP_NUM_THREADS") is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         torch.set_num_threads(1)
     main_rank = int(os.environ.get("RANK", "0")) == 0
+    if args.memory_budget is not None:  # DATA-120: read by every NPZ reader below
+        from ptychodus_pinn_torch.data.npz_limits import MEMORY_BUDGET_ENV, parse_bytes
+
+        budget = parse_bytes(args.memory_budget, "--memory-budget")
+        os.environ[MEMORY_BUDGET_ENV] = str(budget)
     drop = not args.keep_empty_frames  # DATA-124: beam-off frames never reach the loss
     sources = expand_sources(args.train)
     scans = [RawData.from_file(source, drop_empty_frames=drop) for source in sources]

@@ -51,6 +51,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, ``/proc/PID/stat`` field 22), or None; a
+    reused pid (after a reboot) has another start time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _pid_is_stopped_zombie(pid: int) -> bool:
     """True when ``pid`` is a zombie (dead, not yet reaped): its lock is stale too."""
     try:
@@ -75,6 +85,7 @@ class OutputLock:
             "host": socket.gethostname(),
             "started_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "command": " ".join(sys.argv)[:300],
+            "pid_start": _start_ticks(os.getpid()),
         }
         self.held = False
 
@@ -95,7 +106,12 @@ class OutputLock:
         pid = holder.get("pid")
         if holder.get("host") != self.info["host"] or not isinstance(pid, int):
             return False  # another machine's process cannot be checked: not stale
-        return pid != os.getpid() and (not _pid_alive(pid) or _pid_is_stopped_zombie(pid))
+        if pid == os.getpid():
+            return False
+        if not _pid_alive(pid) or _pid_is_stopped_zombie(pid):
+            return True
+        recorded, now = holder.get("pid_start"), _start_ticks(pid)
+        return isinstance(recorded, int) and now is not None and recorded != now  # pid reused
 
     def acquire(self) -> OutputLock:
         """Take the lock.
