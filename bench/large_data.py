@@ -8,13 +8,15 @@ positions, so the numbers are about memory and time, not image quality), then ru
 1. ``pinn-torch convert SCAN.npz --out SCAN.mapped`` (the memory-mapped folder);
 2. ``pinn-torch train --train SCAN.mapped`` for one epoch of ``--groups`` groups drawn from all
    patterns, and the same training on a 1,024-pattern in-memory scan (the model's own cost);
-3. ``pinn-torch reconstruct --data SCAN.mapped`` over every pattern.
+3. ``pinn-torch reconstruct --data SCAN.mapped`` over every pattern (and over the small scan).
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD .venv/bin/python bench/large_data.py \\
-        --workdir /tmp/large --patterns 200000 --groups 2048
+        --workdir /tmp/large --patterns 200000 --groups 2048 [--stages write,convert --keep]
 
-Prints one JSON object (peak RSS in MiB, seconds, seconds per epoch, groups per second) and
-deletes the big files unless ``--keep``. A benchmark, not a test: numbers depend on the machine.
+Each stage prints its JSON line when it ends and adds it to ``WORKDIR/results.json``;
+``--stages`` runs some of them (later stages reuse the files of earlier ones, with ``--keep``).
+The big files are deleted at the end unless ``--keep``. A benchmark, not a test: numbers depend
+on the machine and its load.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"peak_rss_mib": round(rss, 1), "seconds": round(wall, 1)}
 
 
+STAGES = ("write", "convert", "train", "reconstruct")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
@@ -85,29 +90,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--groups", type=int, default=1024, help="groups trained (one epoch)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--skip-reconstruct", action="store_true")
-    parser.add_argument("--keep", action="store_true", help="keep the big files")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma list of write, convert, train, reconstruct (files of "
+                        "earlier stages are reused from --workdir)")
+    parser.add_argument("--keep", action="store_true", help="keep the big files at the end")
     args = parser.parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stages {unknown}; use {', '.join(STAGES)}")
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "ptychodus_pinn_torch.cli.main"]
-    results: dict[str, object] = {"patterns": args.patterns, "N": args.n,
-                                  "bytes_float32": args.patterns * args.n * args.n * 4}
-    src, mapped = work / "scan.npz", work / "scan.mapped"
-    try:
+    results_file = work / "results.json"
+    results: dict[str, object] = (json.loads(results_file.read_text())
+                                  if results_file.is_file() else {})
+    results.update({"patterns": args.patterns, "N": args.n,
+                    "bytes_float32": args.patterns * args.n * args.n * 4})
+
+    def record(name: str, value: object) -> None:
+        results[name] = value
+        results_file.write_text(json.dumps(results, indent=2))
+        print(json.dumps({name: value}), flush=True)
+
+    src, mapped, small = work / "scan.npz", work / "scan.mapped", work / "small.npz"
+    if "write" in stages:
         t0 = time.perf_counter()
         write_big_npz(src, args.patterns, args.n)
-        results["write_npz_seconds"] = round(time.perf_counter() - t0, 1)
-        if mapped.exists():
-            shutil.rmtree(mapped)
-        results["convert"] = timed([*cli, "convert", str(src), "--out", str(mapped)], env)
-        src.unlink()  # only the mapped copy is needed from here on
-
-        small = work / "small.npz"
         write_big_npz(small, 1024, args.n)
+        record("write_npz_seconds", round(time.perf_counter() - t0, 1))
+    if "convert" in stages:
+        shutil.rmtree(mapped, ignore_errors=True)
+        record("convert", timed([*cli, "convert", str(src), "--out", str(mapped)], env))
+        if not args.keep:
+            src.unlink()  # only the mapped copy is needed from here on
+    if "train" in stages:
         train_flags = ["--epochs", "1", "--n-groups", str(args.groups), "--batch-size",
                        str(args.batch_size), "--n-filters-scale", "1", "--device", "cpu",
                        "--no-progress", "--validation-fraction", "0", "--early-stop-patience",
@@ -120,25 +140,20 @@ def main(argv: list[str] | None = None) -> int:
             epoch = json.loads((out / "history.json").read_text())["epochs"][0]
             step["epoch_seconds"] = round(epoch["seconds"], 1)
             step["groups_per_second"] = round(args.groups / epoch["seconds"], 1)
-            results[name] = step
-        results["train_data_cost_mib"] = round(
-            results["train"]["peak_rss_mib"] - results["train_model_only"]["peak_rss_mib"], 1)
-        if not args.skip_reconstruct:
-            rec = work / "rec.npz"
-            results["reconstruct"] = timed(
-                [*cli, "reconstruct", "--model", str(work / "run_train" / "wts.h5.zip"),
-                 "--data", str(mapped), "--out", str(rec), "--device", "cpu"], env)
-            results["reconstruct_small"] = timed(
-                [*cli, "reconstruct", "--model", str(work / "run_train" / "wts.h5.zip"),
-                 "--data", str(small), "--out", str(work / "rec_small.npz"), "--device",
-                 "cpu"], env)
-    finally:
-        if not args.keep:
-            for path in (src, mapped):
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                elif path.exists():
-                    path.unlink()
+            record(name, step)
+        record("train_data_cost_mib", round(
+            results["train"]["peak_rss_mib"] - results["train_model_only"]["peak_rss_mib"], 1))
+    if "reconstruct" in stages:
+        model = work / "run_train" / "wts.h5.zip"
+        for name, data in (("reconstruct_small", small), ("reconstruct", mapped)):
+            record(name, timed([*cli, "reconstruct", "--model", str(model), "--data", str(data),
+                                "--out", str(work / f"{name}.npz"), "--device", "cpu"], env))
+    if not args.keep:
+        for path in (src, mapped):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
     print(json.dumps(results, indent=2))
     return 0
 
