@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptychodus_pinn_torch.config.choices import (
     ARCHITECTURES,
@@ -28,6 +28,9 @@ from ptychodus_pinn_torch.config.spec import ModelConfig
 # events and progress import the standard library only; the engine (torch) loads in run()
 from ptychodus_pinn_torch.engine.events import BatchProgress, EpochReport, TrainCallbacks
 from ptychodus_pinn_torch.engine.progress import ProgressBar
+
+if TYPE_CHECKING:  # numpy loads when the command runs
+    from ptychodus_pinn_torch.data.raw_data import RawData
 
 NAME = "train"
 HELP = "train a PtychoPINN model on NPZ data"
@@ -182,7 +185,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {args.out} exists and is not a folder; pick a folder path")
 
 
-def _nphotons(args: argparse.Namespace, raw: Any) -> float:
+def _nphotons(args: argparse.Namespace, raw: RawData) -> float:
     if args.nphotons is not None:
         return float(args.nphotons)
     try:  # RawData.metadata is always a dict; float(None) and float("x") both fail here
@@ -192,7 +195,7 @@ def _nphotons(args: argparse.Namespace, raw: Any) -> float:
     return value if value > 0 else DEFAULT_NPHOTONS
 
 
-def _model_config(args: argparse.Namespace, raw: Any) -> ModelConfig:
+def _model_config(args: argparse.Namespace, raw: RawData) -> ModelConfig:
     """The network settings: from the flags (N from the data), or, with --init-model, the
     initial model's (a flag set to another value than both its default and the model's is
     refused)."""
@@ -227,7 +230,7 @@ def _model_config(args: argparse.Namespace, raw: Any) -> ModelConfig:
     return stored
 
 
-def build_configs(args: argparse.Namespace, raw: Any) -> EngineConfig:
+def build_configs(args: argparse.Namespace, raw: RawData) -> EngineConfig:
     """The engine configuration for these arguments (N from the (first) scan)."""
     from ptychodus_pinn_torch.config.spec import TrainingConfig
 

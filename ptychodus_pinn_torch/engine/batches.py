@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ptychodus_pinn_torch.config.spec import TrainingConfig
+from ptychodus_pinn_torch.data.raw_data import RawData
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,11 @@ def tensors_from_grouped(grouped: dict[str, Any], *, positions_key: str) -> Grou
     )
 
 
-def _n_positions(raw: Any) -> int:
+def _n_positions(raw: RawData) -> int:
     return int(np.asarray(raw.xcoords).shape[0])
 
 
-def _check_patch_size(raw: Any, n: int, what: str) -> None:
+def _check_patch_size(raw: RawData, n: int, what: str) -> None:
     diff = np.asarray(raw.diff3d)
     if diff.ndim != 3 or diff.shape[1:] != (n, n):
         raise ValueError(
@@ -100,7 +101,7 @@ def _check_patch_size(raw: Any, n: int, what: str) -> None:
 
 
 def group_for_training(
-    raw: Any, config: TrainingConfig, *, seed: int, need_labels: bool, sequential: bool = False
+    raw: RawData, config: TrainingConfig, *, seed: int, need_labels: bool, sequential: bool = False
 ) -> GroupedTensors:
     """Group ``raw`` as upstream training does and convert to tensors.
 
@@ -135,7 +136,7 @@ def group_for_training(
 
 
 def group_for_inference(
-    raw: Any, *, N: int, gridsize: int, neighbor_count: int = 4, seed: int = 0
+    raw: RawData, *, N: int, gridsize: int, neighbor_count: int = 4, seed: int = 0
 ) -> GroupedTensors:
     """Group every scan point (sequential seeds, ``nsamples = n_positions``) for inference.
 

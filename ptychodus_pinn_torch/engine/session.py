@@ -104,19 +104,13 @@ def validation_count(n_groups: int, fraction: float) -> int:
     return int(min(n_groups - 1, max(1, round(n_groups * fraction))))
 
 
-def subsample(raw: Any, n_subsample: int | None, seed: int | None) -> Any:
+def subsample(raw: RawData, n_subsample: int | None, seed: int | None) -> RawData:
     """Upstream's position subsampling of a scan: ``min(n_subsample, M)`` positions drawn
     without replacement by ``numpy.random.choice`` after ``numpy.random.seed(seed)`` (when a
-    seed is given), sorted; all M positions when ``n_subsample`` is None or >= M. Only
-    in-memory ``RawData`` scans can be subsampled (ValueError naming the field otherwise)."""
+    seed is given), sorted; all M positions when ``n_subsample`` is None or >= M."""
     m = int(raw.n_positions)
     if n_subsample is None or n_subsample >= m:
         return raw
-    if not isinstance(raw, RawData):
-        raise ValueError(
-            f"TrainingConfig.n_subsample={n_subsample} is not supported for a "
-            f"{type(raw).__name__} scan; convert fewer positions or leave n_subsample at None"
-        )
     # upstream seeds the global legacy generator; without a seed it draws from the global
     # state (which EngineConfig.seed has seeded)
     draw = np.random.RandomState(seed).choice if seed is not None else np.random.choice
