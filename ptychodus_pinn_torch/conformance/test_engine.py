@@ -257,3 +257,26 @@ def test_train_and_reconstruct_commands(scan: RawData, tmp_path: Path, capsys) -
     assert main(["train", "--train", str(tmp_path / "nope.npz"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope.npz" in err and "Traceback" not in err
+
+
+@pytest.mark.spec("PHYS-170")
+def test_training_leaves_the_scans_bad_pixels_out(scan: RawData) -> None:
+    import copy
+
+    stop = tiny_scan(beamstop_diameter=6)
+    assert stop.bad_pixels is not None and stop.bad_pixels.sum() > 0
+    unmasked = copy.copy(stop)
+    unmasked.bad_pixels = None
+    masked_run = train_model(stop, tiny_engine(1))
+    plain_run = train_model(unmasked, tiny_engine(1))
+    assert masked_run.history[0].train_loss != pytest.approx(plain_run.history[0].train_loss,
+                                                             rel=1e-6)
+    a, b = masked_run.bundle.model.state_dict(), plain_run.bundle.model.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    # an all-False mask trains bit-identical weights to no mask
+    all_good = copy.copy(scan)
+    all_good.bad_pixels = np.zeros((scan.N, scan.N), bool)
+    one, two = train_model(scan, tiny_engine(1)), train_model(all_good, tiny_engine(1))
+    assert one.history[0].train_loss == two.history[0].train_loss
+    for k, v in one.bundle.model.state_dict().items():
+        assert torch.equal(v, two.bundle.model.state_dict()[k]), k

@@ -240,3 +240,33 @@ def test_realspace_loss(probe_big: bool) -> None:
     assert float(only_tv) == pytest.approx(tv(pm), rel=1e-12)
     with pytest.raises(ValueError, match="realspace_mae_weight"):
         realspace_loss(tp, tt, tv_weight=0.0, realspace_mae_weight=-1.0, probe_big=probe_big)
+
+
+@pytest.mark.spec("PHYS-170")
+def test_losses_leave_bad_pixels_out() -> None:
+    rng = np.random.default_rng(170)
+    y = rng.poisson(20.0, size=(3, 2, 8, 8)).astype(np.float64)
+    yh = rng.uniform(0.5, 40.0, size=y.shape)
+    bad = np.zeros((8, 8), bool)
+    bad[3:5, 3:6] = True
+    good = np.broadcast_to(~bad, y.shape)
+    ty, tyh, tbad = torch.as_tensor(y), torch.as_tensor(yh), torch.as_tensor(bad)
+    nll = float(poisson_nll(ty, tyh, bad_pixels=tbad))
+    assert nll == pytest.approx(float(np.mean((yh - y * np.log(yh))[good])), rel=1e-12)
+    assert nll != pytest.approx(float(poisson_nll(ty, tyh)), rel=1e-6)
+    got = float(mae(ty, tyh, bad_pixels=tbad))
+    assert got == pytest.approx(float(np.mean(np.abs(y - yh)[good])), rel=1e-12)
+    # a per-pattern mask (B, 1, N, N)
+    per = np.zeros((3, 1, 8, 8), bool)
+    per[1, 0, :2] = True
+    got = float(mae(ty, tyh, bad_pixels=torch.as_tensor(per)))
+    assert got == pytest.approx(
+        float(np.mean(np.abs(y - yh)[np.broadcast_to(~per, y.shape)])), rel=1e-12)
+    # no bad pixel: bit-identical to the unmasked loss
+    none = torch.zeros(8, 8, dtype=torch.bool)
+    assert torch.equal(poisson_nll(ty, tyh, bad_pixels=none), poisson_nll(ty, tyh))
+    assert torch.equal(mae(ty, tyh, bad_pixels=none), mae(ty, tyh))
+    with pytest.raises(ValueError, match="bad_pixels has shape"):
+        mae(ty, tyh, bad_pixels=torch.zeros(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="every detector pixel"):
+        mae(ty, tyh, bad_pixels=torch.ones(8, 8, dtype=torch.bool))

@@ -34,15 +34,21 @@ def batch_loss(
     x_all: torch.Tensor | None = None,
     pos_all: torch.Tensor | None = None,
     y_all: torch.Tensor | None = None,
+    bad_pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of the groups ``idx`` (int64 on the device) of the session's tensors (or of the
     given ``x_all`` (G, C, N, N) float32 ``s·X_full``, ``pos_all`` (G, C, 2) px, ``y_all``
-    (G, C, N, N) complex64 or None). Returns ``compute_loss``'s (total, terms)."""
+    (G, C, N, N) complex64 or None, ``bad_pixels`` (N, N) bool or None). Returns
+    ``compute_loss``'s (total, terms)."""
     probe = None
     if x_all is None:
         x_all, pos_all, y_all = session.x_all, session.pos_all, session.y_all
         if session.probe_bank is not None and session.scan_of_group is not None:
             probe = session.probe_bank[session.scan_of_group[idx]].unsqueeze(1)  # (b, 1, N, N)
+        bad_pixels = session.bad_pixels
+        if bad_pixels is not None:  # PHYS-170: each group's scan's detector mask
+            bad_pixels = (bad_pixels[0] if session.scan_of_group is None
+                          else bad_pixels[session.scan_of_group[idx]].unsqueeze(1))
     assert pos_all is not None
     x, pos = x_all[idx], pos_all[idx]
     x_in = x.contiguous(memory_format=torch.channels_last) if session.config.channels_last else x
@@ -53,11 +59,13 @@ def batch_loss(
     physics = None
     if w > 0 or session.config.supervised:
         physics = compute_loss(out, x, labels, session.weights,
-                               supervised=session.config.supervised, positions=pos)
+                               supervised=session.config.supervised, positions=pos,
+                               bad_pixels=bad_pixels)
     if w >= 1 or session.config.supervised:
         assert physics is not None
         return physics
-    return blend_with_warmup(out, x, labels, pos, physics, w, session.weights)
+    return blend_with_warmup(out, x, labels, pos, physics, w, session.weights,
+                             bad_pixels=bad_pixels)
 
 
 def blend_with_warmup(
@@ -68,15 +76,18 @@ def blend_with_warmup(
     physics: tuple[torch.Tensor, dict[str, torch.Tensor]] | None,
     w: float,
     weights: LossWeights,
+    bad_pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(1 - w) * warm-up + w * physics`` (specs/ENGINE.md ENG-221): the warm-up is the
     supervised amplitude/phase MAE when ``labels`` (B, C, N, N) complex64 exist, else the
-    diffraction amplitude MAE. Terms are returned weighted, prefixed ``warmup_``."""
+    diffraction amplitude MAE (over good pixels, ``bad_pixels``). Terms are returned weighted,
+    prefixed ``warmup_``."""
     if labels is not None:
         warm, warm_terms = compute_loss(out, x, labels, weights, supervised=True, positions=pos)
     else:
         mae_only = LossWeights(nll=0.0, mae=1.0, probe_big=weights.probe_big)
-        warm, warm_terms = compute_loss(out, x, None, mae_only, supervised=False, positions=pos)
+        warm, warm_terms = compute_loss(out, x, None, mae_only, supervised=False, positions=pos,
+                                        bad_pixels=bad_pixels)
     total = (1.0 - w) * warm
     terms = {f"warmup_{k}": (1.0 - w) * v for k, v in warm_terms.items()}
     if physics is not None:
@@ -91,6 +102,7 @@ def evaluate(
     x_all: torch.Tensor | None = None,
     pos_all: torch.Tensor | None = None,
     y_all: torch.Tensor | None = None,
+    bad_pixels: torch.Tensor | None = None,
 ) -> float:
     """Mean loss over the groups ``idx`` without gradients (eval mode; train mode after).
     Tensors as :func:`batch_loss`; one device read."""
@@ -99,7 +111,7 @@ def evaluate(
     total = torch.zeros((), dtype=torch.float64, device=session.device)
     with torch.inference_mode():
         for chunk in torch.split(idx, session.eval_batch_size):
-            loss, _ = batch_loss(model, session, chunk, x_all, pos_all, y_all)
+            loss, _ = batch_loss(model, session, chunk, x_all, pos_all, y_all, bad_pixels)
             total += loss.double() * len(chunk)
     model.train()
     return float(total) / max(len(idx), 1)

@@ -55,6 +55,7 @@ def compute_loss(
     *,
     supervised: bool,
     positions: torch.Tensor | None = None,
+    bad_pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The engine's loss for one batch.
 
@@ -62,6 +63,8 @@ def compute_loss(
         (B,C,N,N) c64). x_scaled: (B,C,N,N) float32 measured amplitudes ``s·X_full`` (photon
         units). labels: (B,C,N,N) complex64 or None. positions: (B,C,2) model positions (for
         the real-space target, which is label channel 0 moved to the group centre).
+    bad_pixels: None or a bool detector mask (True = bad), ``(N, N)`` or ``(B, 1, N, N)``;
+        the NLL and MAE leave those pixels out (PHYS-170).
     Returns (loss 0-d float32, weighted terms by name).
     """
     if supervised:
@@ -70,9 +73,10 @@ def compute_loss(
         return supervised_loss(out.obj_patches, labels, weights)
     terms: dict[str, torch.Tensor] = {}
     if weights.nll > 0:
-        terms["nll"] = weights.nll * poisson_nll(x_scaled * x_scaled, out.pred_intensity)
+        terms["nll"] = weights.nll * poisson_nll(x_scaled * x_scaled, out.pred_intensity,
+                                                 bad_pixels=bad_pixels)
     if weights.mae > 0:
-        terms["mae"] = weights.mae * mae(x_scaled, out.pred_amp)
+        terms["mae"] = weights.mae * mae(x_scaled, out.pred_amp, bad_pixels=bad_pixels)
     if weights.realspace > 0:
         if labels is None:
             raise ValueError("realspace_weight > 0 needs labels (Y); the batch has none")

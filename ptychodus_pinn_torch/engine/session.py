@@ -42,7 +42,9 @@ class TrainingSession:
     indices (CPU). ``model`` is the bare module, ``train_module`` the one that runs forward
     (the DDP wrapper under torch.distributed). With several training scans, ``probe_bank``
     (S, N, N) complex64 holds each scan's normalized probe and ``scan_of_group`` (G,) int64 the
-    scan of each group, on the device (ENG-183); both are None for one scan.
+    scan of each group, on the device (ENG-183); both are None for one scan. ``bad_pixels``
+    (S, N, N) bool (True = bad) holds each scan's detector mask (all False for a scan without
+    one), on the device; None when no scan has a bad pixel (PHYS-170).
     """
 
     config: EngineConfig
@@ -64,6 +66,7 @@ class TrainingSession:
     sampler: DistributedSampler[int] | None = None  # under torch.distributed
     probe_bank: torch.Tensor | None = None
     scan_of_group: torch.Tensor | None = None
+    bad_pixels: torch.Tensor | None = None
     history: list[EpochReport] = field(default_factory=list)
     start_epoch: int = 0
     #: weight of the physics loss in the current epoch (multi-stage training, .stages); 1 else
@@ -141,6 +144,17 @@ def _probe_bank(probes: Sequence[np.ndarray], probe_scale: float,
                         for p in probes]).to(device)
 
 
+def bad_pixel_bank(scans: Sequence[RawData], N: int,
+                   device: torch.device) -> torch.Tensor | None:
+    """(S, N, N) bool: each scan's ``bad_pixels`` (all False without one); None when no scan
+    marks any pixel bad, so that the losses keep their unmasked mean (PHYS-170)."""
+    masks = [np.zeros((N, N), bool) if s.bad_pixels is None else np.asarray(s.bad_pixels, bool)
+             for s in scans]
+    if not any(m.any() for m in masks):
+        return None
+    return torch.from_numpy(np.stack(masks)).to(device)
+
+
 def setup(
     train_data: RawData | Sequence[RawData], config: EngineConfig, device: torch.device,
     ctx: distmod.DistContext,
@@ -205,6 +219,7 @@ def setup(
         probe_bank=None if len(scans) == 1 else _probe_bank(data.probes, t.model.probe_scale,
                                                              device),
         scan_of_group=None if len(scans) == 1 else data.scan_of_group.to(device),
+        bad_pixels=bad_pixel_bank(scans, int(t.model.N), device),
     )
 
 

@@ -216,6 +216,8 @@ def _test_loss(session: TrainingSession, test_data: RawData) -> float:
         (test.x * session.scale).to(device),
         test.positions.to(device),
         None if test.y is None else test.y.to(device),
+        None if test_data.bad_pixels is None
+        else torch.from_numpy(np.asarray(test_data.bad_pixels, bool)).to(device),  # PHYS-170
     )
 
 

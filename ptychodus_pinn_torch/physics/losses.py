@@ -8,7 +8,9 @@ import torch
 
 from .masks import centre_mask
 
-__all__ = ["poisson_nll", "mae", "total_variation", "complex_mae", "realspace_loss"]
+__all__ = [
+    "complex_mae", "good_pixel_mean", "mae", "poisson_nll", "realspace_loss", "total_variation",
+]
 
 
 def _same_shape(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -19,8 +21,39 @@ def _same_shape(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
         )
 
 
+def good_pixel_mean(values: torch.Tensor, bad_pixels: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` over the detector pixels that are not bad (PHYS-170).
+
+    Args:
+        values: ``(..., N, N)`` per-pixel loss values.
+        bad_pixels: None, or a bool mask (True = bad) broadcastable to ``values`` whose last two
+            axes are ``(N, N)``: ``(N, N)`` for one detector, ``(B, 1, N, N)`` per pattern.
+
+    Returns:
+        0-d tensor. With no mask, or a mask without any bad pixel, exactly ``values.mean()``
+        (the same operation, so bit-identical); else ``sum(values·good) / count(good)``.
+    Raises ValueError when the mask's last axes differ from the patterns' or every pixel is bad.
+    """
+    if bad_pixels is None:
+        return torch.mean(values)
+    if tuple(bad_pixels.shape[-2:]) != tuple(values.shape[-2:]):
+        raise ValueError(
+            f"bad_pixels has shape {tuple(bad_pixels.shape)} but the patterns are "
+            f"{tuple(values.shape[-2:])}; the mask must be (N, N) like one pattern"
+        )
+    bad = bad_pixels.to(device=values.device, dtype=torch.bool)
+    if not bool(bad.any()):
+        return torch.mean(values)
+    good = torch.broadcast_to(~bad, values.shape)
+    count = good.sum()
+    if int(count) == 0:
+        raise ValueError("bad_pixels marks every detector pixel bad; no data left for the loss")
+    return torch.where(good, values, values.new_zeros(())).sum() / count.to(values.dtype)
+
+
 def poisson_nll(
-    y_true_intensity: torch.Tensor, y_pred_intensity: torch.Tensor, floor: float = 1e-12
+    y_true_intensity: torch.Tensor, y_pred_intensity: torch.Tensor, floor: float = 1e-12,
+    *, bad_pixels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Poisson negative log-likelihood without the constant: ``mean(ŷ - y log max(ŷ, floor))``.
 
@@ -29,25 +62,30 @@ def poisson_nll(
         y_pred_intensity: same shape, predicted intensity ``ŷ >= 0``.
         floor: positive floor applied to ``ŷ`` inside the log only, so that ``ŷ = 0`` gives a
             finite loss (reference §8F: ε ≥ 1e-12; upstream TF has none).
+        bad_pixels: optional bool detector mask (True = bad), see :func:`good_pixel_mean`.
 
     Returns:
         0-d tensor, the mean over all elements (Keras default reduction of
-        ``tf.nn.log_poisson_loss(y, log ŷ, compute_full_loss=False)``).
+        ``tf.nn.log_poisson_loss(y, log ŷ, compute_full_loss=False)``), or over the good
+        pixels only when ``bad_pixels`` marks some (PHYS-170).
     """
     _same_shape("poisson_nll", y_true_intensity, y_pred_intensity)
     if not (isinstance(floor, (int, float)) and math.isfinite(floor) and floor > 0):
         raise ValueError(f"poisson_nll: floor must be a finite number > 0, got {floor!r}")
     log_pred = torch.log(torch.clamp(y_pred_intensity, min=float(floor)))
-    return torch.mean(y_pred_intensity - y_true_intensity * log_pred)
+    return good_pixel_mean(y_pred_intensity - y_true_intensity * log_pred, bad_pixels)
 
 
-def mae(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def mae(a: torch.Tensor, b: torch.Tensor, *,
+        bad_pixels: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute error ``mean |a - b|`` over all elements (complex: modulus of the difference).
 
-    ``a``, ``b``: tensors of one shape. Returns a 0-d real tensor.
+    ``a``, ``b``: tensors of one shape. ``bad_pixels``: optional bool detector mask (True =
+    bad) whose pixels are left out of the mean (:func:`good_pixel_mean`). Returns a 0-d real
+    tensor.
     """
     _same_shape("mae", a, b)
-    return torch.mean(torch.abs(a - b))
+    return good_pixel_mean(torch.abs(a - b), bad_pixels)
 
 
 def total_variation(obj: torch.Tensor) -> torch.Tensor:
