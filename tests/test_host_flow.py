@@ -167,3 +167,56 @@ def _alive(pid: int | None) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+TF_FIXTURE = Path(__file__).parent / "tf_fixture" / "tf_wts.h5.zip"
+
+
+def test_load_model_converts_a_tensorflow_archive(session: tuple[Any, Any, Any],
+                                                   tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """HOST-170: Load Model... with upstream's TF wts.h5.zip converts it in memory with the
+    loaded product's probe and NumPhotons; Save Model... writes our archive."""
+    import logging
+
+    from ptychodus_pinn_torch.engine.archive import load_archive
+    from ptychodus_pinn_torch.engine.tf_import import import_tf_archive
+
+    model, product, library = session
+    api = model.processing_core.processing_api
+    library.training_settings["NumPhotons"].set_value(4e6)
+    (tmp_path / "tf").mkdir()
+    tf_copy = tmp_path / "tf" / "tf_wts.h5.zip"
+    tf_copy.write_bytes(TF_FIXTURE.read_bytes())
+    with caplog.at_level(logging.INFO, logger="ptychodus_pinn_torch"):
+        api.load_model_from_file(tf_copy, algorithm=PINN)
+    reconstructor = library.reconstructor("PINN")
+    assert reconstructor.is_model_loaded()
+    assert reconstructor.model_path is None  # converted in memory
+    assert [p.name for p in tf_copy.parent.iterdir()] == ["tf_wts.h5.zip"]  # nothing written
+    assert any("converted the TensorFlow model" in r.getMessage() for r in caplog.records)
+    probe = product.get_product().probes.get_probe_no_opr().get_array()[0]
+    expected = import_tf_archive(TF_FIXTURE, probe.astype(np.complex64), nphotons=4e6)
+    saved = tmp_path / "saved" / "model.zip"
+    saved.parent.mkdir()
+    api.save_model_to_file(saved, algorithm=PINN)
+    got = load_archive(saved)
+    assert got.intensity_scale == pytest.approx(np.sqrt(4e6) / 32, rel=1e-6)
+    np.testing.assert_array_equal(got.probe, expected.probe)
+    for key, value in expected.model.state_dict().items():
+        assert np.array_equal(got.model.state_dict()[key].numpy(), value.numpy()), key
+    out = product.reconstruct_local(algorithm=PINN, block=True).get_product()
+    assert np.isfinite(out.object_.get_array()).all()
+
+
+def test_load_tensorflow_model_without_a_product_says_what_to_load(tmp_path: Path) -> None:
+    from ptychodus.model.core import ModelCore
+
+    plugins.reset_plugin_manager()
+    install_mod.install(gui=False)
+    with ModelCore() as model:
+        library = install_mod.libraries_of(model.processing_core.processing_api)[0]
+        with pytest.raises(ValueError, match="load the product .* first"):
+            model.processing_core.processing_api.load_model_from_file(TF_FIXTURE,
+                                                                      algorithm=PINN)
+        assert not library.reconstructor("PINN").is_model_loaded()

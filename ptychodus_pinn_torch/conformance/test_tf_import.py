@@ -225,3 +225,46 @@ def test_cli_import_tf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["import-tf", str(tmp_path / "scan.npz"), "--out", str(out), "--probe",
                  str(tmp_path / "scan.npz")]) == 2
     assert "model.keras" in capsys.readouterr().err
+
+
+@pytest.mark.spec("HOST-170")
+def test_ptychodus_load_model_converts_a_tf_archive(tmp_path: Path) -> None:
+    """Load Model... in a real ptychodus ModelCore: a TF archive is converted in memory with
+    the loaded product's probe and NumPhotons; without a product, one line says what to load."""
+    from ptychodus.model.core import ModelCore
+
+    from ptychodus_pinn_torch.host import install as install_mod
+    from ptychodus_pinn_torch.host import plugins
+    from ptychodus_pinn_torch.host.sample_data import simulate_scan, write_standard_layout
+
+    cfg = ModelConfig(N=64, gridsize=1, n_filters_scale=1)
+    source = build_model(cfg, probe=_probe(), intensity_scale=1.0)
+    tf_zip = tmp_path / "tf" / "wts.h5.zip"
+    tf_zip.parent.mkdir()
+    _keras_archive(source, cfg, tf_zip)
+    folder = write_standard_layout(tmp_path / "scan", simulate_scan(n_side=4, seed=170))
+    algorithm = "ptychopinn-pytorch_pinn"
+    plugins.reset_plugin_manager()
+    install_mod.install(gui=False)
+    with ModelCore() as core:
+        api = core.processing_core.processing_api
+        library = install_mod.libraries_of(api)[0]
+        with pytest.raises(ValueError, match="load the product .* first"):
+            api.load_model_from_file(tf_zip, algorithm=algorithm)
+        reconstructor = library.reconstructor("PINN")
+        assert not reconstructor.is_model_loaded()
+        diffraction = core.workflow_api.load_assembled_diffraction_data(folder / "diffraction.h5")
+        product = core.workflow_api.load_product(folder / "product.h5", diffraction=diffraction)
+        library.training_settings["NumPhotons"].set_value(4e6)
+        api.load_model_from_file(tf_zip, algorithm=algorithm)
+        assert reconstructor.is_model_loaded() and reconstructor.model_path is None
+        assert [p.name for p in tf_zip.parent.iterdir()] == ["wts.h5.zip"]  # nothing written
+        saved = tmp_path / "model.zip"
+        api.save_model_to_file(saved, algorithm=algorithm)
+    got = load_archive(saved)
+    probe = product.get_product().probes.get_probe_no_opr().get_array()[0].astype(np.complex64)
+    expected = import_tf_archive(tf_zip, probe, nphotons=4e6)
+    assert got.intensity_scale == pytest.approx(np.sqrt(4e6) / 32, rel=1e-6)
+    np.testing.assert_array_equal(got.probe, expected.probe)
+    for key, value in source.generator.state_dict().items():
+        torch.testing.assert_close(got.model.generator.state_dict()[key], value, rtol=0, atol=0)

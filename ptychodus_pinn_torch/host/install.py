@@ -89,6 +89,10 @@ def _wrap_processing_core(original: Callable[..., None]) -> Callable[..., None]:
         if added:
             try:
                 _LIBRARIES[args[0].processing_api] = added
+                product_api = signature.bind(*args, **kwargs).arguments.get("product_api")
+                for _, library in added:  # HOST-170: the probe for importing a TF model
+                    if product_api is not None and hasattr(library, "set_product_api"):
+                        library.set_product_api(product_api)
             except Exception:
                 logger.exception("ptychodus-pinn-torch: could not record plugin libraries")
 

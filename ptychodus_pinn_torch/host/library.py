@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 from ptychodus.api.reconstruct import Reconstructor, ReconstructorLibrary
 from ptychodus.api.settings import SettingsRegistry
 
 from ptychodus_pinn_torch.host.reconstructor import PINNTorchReconstructor
 from ptychodus_pinn_torch.host.settings import PINNTorchSettings, SettingsGroup
+from ptychodus_pinn_torch.host.tf_models import probe_of_last_product
 
 __all__ = ["LIBRARY_NAME", "LOGGER_NAME", "PtychoPINNTorchLibrary"]
 
@@ -40,6 +43,15 @@ class PtychoPINNTorchLibrary(ReconstructorLibrary):
             PINNTorchReconstructor("PINN", "pinn", self.settings),
             PINNTorchReconstructor("Supervised", "supervised", self.settings),
         ]
+
+    def set_product_api(self, product_api: Any) -> None:
+        """Give the reconstructors the loaded product's probe (ptychodus' ``ProductAPI``), used
+        to convert a TensorFlow model at Load Model... (HOST-170)."""
+        def source() -> tuple[np.ndarray, str] | None:
+            return probe_of_last_product(product_api)
+
+        for r in self._reconstructors:
+            r.probe_source = source
 
     @property
     def name(self) -> str:

@@ -33,6 +33,7 @@ from ptychodus.api.reconstruct import (
 from ptychodus_pinn_torch.host import conversion, export, model_files
 from ptychodus_pinn_torch.host.jobs import TRAIN_JOB
 from ptychodus_pinn_torch.host.settings import PINNTorchSettings
+from ptychodus_pinn_torch.host.tf_models import ProbeSource, import_tf_model_file, is_tf_archive
 from ptychodus_pinn_torch.host.training_status import TrainingStatus
 from ptychodus_pinn_torch.host.worker import WorkerDiedError, WorkerRun, WorkerStalledError
 
@@ -75,6 +76,9 @@ class PINNTorchReconstructor(TrainableReconstructor):
         self.last_stop_latency_s: float | None = None
         #: the running (or last) training: losses per epoch, batch progress, status line
         self.training_status = TrainingStatus()
+        #: the loaded product's probe, for converting a TensorFlow model (HOST-170); set by
+        #: the library when ptychodus' ProductAPI is known
+        self.probe_source: ProbeSource | None = None
 
     @property
     def name(self) -> str:
@@ -182,18 +186,29 @@ class PINNTorchReconstructor(TrainableReconstructor):
     def load_model_from_file(self, file_path: Path) -> None:
         """Load a PtychoPINN-PyTorch archive (``.zip``, or a folder holding ``wts.h5.zip``).
 
+        A TensorFlow PtychoPINN archive is converted in memory with the loaded product's probe
+        and the NumPhotons setting (HOST-170); Save Model... then writes our archive.
         Raises FileNotFoundError / ``ArchiveError`` (a ValueError) with the engine's message
-        for a missing, corrupt or foreign (TensorFlow) archive; the previous model stays loaded.
+        for a missing, corrupt or foreign archive, ValueError when a TF model needs a product
+        loaded first; the previous model stays loaded.
         """
-        from ptychodus_pinn_torch.engine.archive import load_archive
+        from ptychodus_pinn_torch.engine.archive import ForeignArchiveError, load_archive
 
-        bundle = load_archive(Path(file_path))
+        imported = False
+        try:
+            bundle = load_archive(Path(file_path))
+        except ForeignArchiveError:
+            if not is_tf_archive(Path(file_path)):
+                raise
+            nphotons = float(self._settings.spec_values()["training"]["nphotons"])
+            bundle = import_tf_model_file(Path(file_path), self.probe_source, nphotons)
+            imported = True
         archived_type = bundle.model_config.model_type
         if archived_type != self.model_type:
             logger.warning("%s was trained as %r; %s runs it for inference all the same",
                            file_path, archived_type, self._name)
         self._bundle = bundle
-        self._model_path = Path(file_path)
+        self._model_path = None if imported else Path(file_path)  # never copy the TF zip
         self._losses = conversion.losses_from_history(bundle.history)
         logger.info("loaded model %s (N=%d, gridsize=%d, %d epochs of history)", file_path,
                     bundle.N, bundle.gridsize, len(self._losses))
