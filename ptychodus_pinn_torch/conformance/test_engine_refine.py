@@ -82,3 +82,39 @@ def test_refinement_rejects_bad_input(scan) -> None:  # type: ignore[no-untyped-
     same, report = refine_object(*args, epochs=0)
     np.testing.assert_array_equal(same, obj)
     assert report.epochs == 0
+
+
+@pytest.mark.spec("PHYS-170")
+def test_refinement_leaves_bad_pixels_out() -> None:
+    """Started from the true object on beamstop data, the masked refinement stays at the truth;
+    fitting the blocked pixels as zeros drives it away. No bad pixel: identical to no mask."""
+    import copy
+
+    stop = simulate_scan(object_shape=(96, 112), seed=5, overlap=0.6, nphotons=1e6,
+                         beamstop_diameter=8)
+    centres = np.column_stack([stop.xcoords, stop.ycoords])
+    truth = stop.objectGuess.astype(np.complex64)
+
+    def error(obj: np.ndarray) -> float:
+        obj = obj * np.exp(1j * np.angle(np.vdot(obj, truth)))  # global phase
+        return float(np.mean(np.abs(obj - truth)))
+
+    def run(bad):  # type: ignore[no-untyped-def]
+        return refine_object(truth, stop.diff3d, centres, stop.probeGuess, epochs=3,
+                             bad_pixels=bad)
+
+    masked, masked_report = run(stop.bad_pixels)
+    unmasked, _ = run(None)
+    assert error(masked) < 0.02 < 0.1 < error(unmasked)  # measured 0.0045 and 0.26
+    assert masked_report.nll_after == pytest.approx(masked_report.nll_before, rel=1e-3)
+    all_good, _ = run(np.zeros_like(stop.bad_pixels))
+    np.testing.assert_array_equal(all_good, unmasked)
+    with pytest.raises(ValueError, match="bad_pixels must be"):
+        run(np.zeros((4, 4), bool))
+    # reconstruct() hands the scan's mask to the refinement
+    bundle = _bundle(stop)
+    plain = copy.copy(stop)
+    plain.bad_pixels = None
+    a = reconstruct(bundle, stop, device="cpu", refine_epochs=1).object
+    b = reconstruct(bundle, plain, device="cpu", refine_epochs=1).object
+    assert not np.allclose(a, b, atol=1e-4)

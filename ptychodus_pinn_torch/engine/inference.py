@@ -314,6 +314,7 @@ def reconstruct(
             np.column_stack([data.xcoords - origin[0], data.ycoords - origin[1]]),
             data.probeGuess,  # the scan's own probe (RawData holds one (N, N) mode)
             epochs=refine_epochs,
+            bad_pixels=getattr(data, "bad_pixels", None),  # PHYS-170
             step=refine_step,
             device=dev,
             on_epoch=on_refine_epoch,

@@ -123,36 +123,46 @@ def _mean_nll(state: SolverState, batch: int) -> float:
     for idx in torch.arange(m, device=state.obj.device).split(batch):
         _, _, far = state.far_field(idx)
         total += state.poisson_nll(far.real.square() + far.imag.square(), idx)
-    return float(total) / max(m * n * n, 1)
+    pixels = n * n if state.good is None else float(state.good.sum())
+    return float(total) / max(m * pixels, 1)
 
 
 def _start_state(
     obj: np.ndarray, amplitudes: np.ndarray, centres: np.ndarray, probe: np.ndarray,
-    dev: torch.device, batch: int,
+    dev: torch.device, batch: int, bad_pixels: np.ndarray | None = None,
 ) -> tuple[SolverState, float]:
-    """The solver state (gain fitted) and the |P|²-weighted mean amplitude of the start."""
+    """The solver state (gain fitted over the good pixels) and the |P|²-weighted mean amplitude
+    of the start. ``bad_pixels``: ``(N, N)`` bool (True = bad), fftshifted like the data."""
     m, n = amplitudes.shape[0], amplitudes.shape[1]
     o = torch.from_numpy(np.array(obj, dtype=np.complex64)).to(dev)
     p = torch.from_numpy(np.asarray(probe).astype(np.complex64)).to(dev)
     centres_t = torch.from_numpy(np.array(centres, dtype=np.float64))
     sampler = PatchSampler(centres_t, obj.shape, n, dev)
     weight = (p.abs() ** 2).to(torch.float64)
+    good = None
+    if bad_pixels is not None and np.any(bad_pixels):  # PHYS-170
+        good = torch.fft.ifftshift(torch.from_numpy(~np.asarray(bad_pixels, bool)).to(
+            torch.float32), dim=(-2, -1)).to(dev)
     sums = torch.zeros(2, dtype=torch.float64, device=dev)
     for idx in torch.arange(m, device=dev).split(batch):
         patches = sampler.extract(o, idx)
         far = torch.fft.fft2(patches * p, norm="ortho")
-        sums[0] += (far.real.square() + far.imag.square()).sum(dtype=torch.float64)
+        intensity = far.real.square() + far.imag.square()
+        sums[0] += (intensity if good is None else intensity * good).sum(dtype=torch.float64)
         sums[1] += (patches.abs() * weight).sum(dtype=torch.float64)
     predicted, weighted_amp = sums.tolist()
     if not predicted > 0:
         raise ValueError("the starting object and probe predict no intensity; nothing to refine")
     # data once on the device, unshifted (DC at index 0) and in model units
     amplitude = torch.from_numpy(np.asarray(amplitudes, dtype=np.float32)).to(dev)
-    measured = float(amplitude.square().sum(dtype=torch.float64))
-    gain = measured / predicted
-    amplitude = torch.fft.ifftshift(amplitude, dim=(-2, -1)).mul_(1.0 / math.sqrt(gain))
+    amplitude = torch.fft.ifftshift(amplitude, dim=(-2, -1))
+    counts = amplitude.square() if good is None else amplitude.square() * good
+    gain = float(counts.sum(dtype=torch.float64)) / predicted
+    del counts
+    amplitude.mul_(1.0 / math.sqrt(gain))
     state = SolverState(
-        obj=o, probe=p, centres=centres_t, sampler=sampler, amplitude=amplitude, gain=gain
+        obj=o, probe=p, centres=centres_t, sampler=sampler, amplitude=amplitude, gain=gain,
+        good=good,
     )
     scale = weighted_amp / (m * float(weight.sum()))
     return state, scale
@@ -181,6 +191,7 @@ def refine_object(
     on_epoch: Callable[[RefineEpoch], bool | None] | None = None,
     metric: Callable[[np.ndarray], Mapping[str, float]] | None = None,
     threads: int | None = None,
+    bad_pixels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, RefineReport]:
     """Refine ``obj`` so that ``probe * patch`` explains the measured ``amplitudes``.
 
@@ -210,6 +221,8 @@ def refine_object(
         metric: called with the ``(H, W)`` complex64 object after each pass; its numbers go
             into ``RefineEpoch.metrics`` (e.g. SSIM against a known truth).
         threads: CPU threads (>= 1); None: ``OMP_NUM_THREADS`` if set, else 1 (ENG-205).
+        bad_pixels: ``(N, N)`` bool detector mask (True = bad, fftshifted like
+            ``amplitudes``): those pixels carry no data (PHYS-170); None: every pixel counts.
 
     Returns:
         ``(refined (H, W) complex64, RefineReport)``. Pixels no probe reaches keep their value.
@@ -222,7 +235,7 @@ def refine_object(
             obj, amplitudes, centres, probe, epochs=epochs, algorithm=algorithm,
             batch_size=batch_size, order=order, noise=noise, regularization=regularization,
             update_probe=update_probe, correct_positions=correct_positions, step=step,
-            seed=seed, device=device, on_epoch=on_epoch, metric=metric,
+            seed=seed, device=device, on_epoch=on_epoch, metric=metric, bad_pixels=bad_pixels,
         )
 
 
@@ -245,6 +258,7 @@ def _refine(
     device: str | torch.device,
     on_epoch: Callable[[RefineEpoch], bool | None] | None,
     metric: Callable[[np.ndarray], Mapping[str, float]] | None,
+    bad_pixels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, RefineReport]:
     """:func:`refine_object` with its thread count in effect."""
     t0 = time.perf_counter()
@@ -275,6 +289,9 @@ def _refine(
         raise ValueError(f"centres must be ({m}, 2) [x, y] for {m} patterns, got {centres.shape}")
     if probe.shape != (n, n):
         raise ValueError(f"probe must be ({n}, {n}) for {n}x{n} patterns, got {probe.shape}")
+    if bad_pixels is not None and np.shape(bad_pixels) != (n, n):
+        raise ValueError(f"bad_pixels must be ({n}, {n}) like one pattern, got shape "
+                         f"{np.shape(bad_pixels)}")
     for name, arr in (("object", obj), ("amplitudes", amplitudes), ("probe", probe)):
         if not np.all(np.isfinite(arr)):
             raise ValueError(
@@ -285,7 +302,7 @@ def _refine(
         return obj.astype(np.complex64), report
 
     dev = torch.device(device)
-    state, scale = _start_state(obj, amplitudes, centres, probe, dev, batch_size)
+    state, scale = _start_state(obj, amplitudes, centres, probe, dev, batch_size, bad_pixels)
     nll_before = _mean_nll(state, batch_size)
     n_batches = math.ceil(m / batch_size)
     updater: AdamStep | LsqmlStep
@@ -296,7 +313,7 @@ def _refine(
     gen = torch.Generator().manual_seed(int(seed))
     history: list[RefineEpoch] = []
     stopped = False
-    pixels = n * n
+    pixels = n * n if state.good is None else float(state.good.sum())
     for epoch in range(1, epochs + 1):
         if isinstance(updater, LsqmlStep):
             # positions move from the second pass on, once the object has some structure

@@ -95,6 +95,8 @@ class LsqmlStep:
             floor = _TINY + 1e-6 * intensity.mean()
             u = model.clamp_min(floor)
             g = _newton_poisson_step(intensity, u) * (intensity / u - 1.0)
+        if state.good is not None:  # PHYS-170: the far field keeps its value on bad pixels
+            g = g * state.good
         return torch.fft.ifft2(far * g, norm="ortho")
 
     def __call__(self, state: SolverState, idx: torch.Tensor) -> float:

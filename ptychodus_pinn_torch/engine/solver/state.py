@@ -30,6 +30,8 @@ class SolverState:
     sampler: patch gathers for ``centres``.
     amplitude: ``(M, N, N)`` float32 measured amplitude / ``sqrt(gain)``, DC at index 0.
     gain: the fixed intensity gain (measured intensity = gain x model intensity).
+    good: ``(N, N)`` float32 1 on good, 0 on bad detector pixels, DC at index 0 (PHYS-170);
+        None when no pixel is bad.
     """
 
     obj: torch.Tensor
@@ -38,6 +40,7 @@ class SolverState:
     sampler: PatchSampler
     amplitude: torch.Tensor
     gain: float
+    good: torch.Tensor | None = None
 
     def far_field(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(patches O_j, exit waves P O_j, far fields FFT(P O_j))``, each ``(B, N, N)`` c64."""
@@ -47,7 +50,11 @@ class SolverState:
 
     def poisson_nll(self, model_intensity: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Summed Poisson NLL (no constant) of ``(B, N, N)`` model intensities, in measured
-        units: ``sum(g u - g a² log(g u))`` with the 1e-12 floor of ``physics.poisson_nll``."""
+        units: ``sum(g u - g a² log(g u))`` with the 1e-12 floor of ``physics.poisson_nll``,
+        over the good pixels."""
         pred = self.gain * model_intensity
         counts = self.gain * self.amplitude[idx] ** 2
-        return (pred - counts * torch.log(pred.clamp_min(1e-12))).sum(dtype=torch.float64)
+        nll = pred - counts * torch.log(pred.clamp_min(1e-12))
+        if self.good is not None:  # PHYS-170: bad detector pixels carry no data
+            nll = nll * self.good
+        return nll.sum(dtype=torch.float64)
