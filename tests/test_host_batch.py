@@ -76,9 +76,10 @@ def test_batch_train_then_reconstruct(kind: str, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert "added PtychoPINN-PyTorch / PINN" in log
-    # the same per-epoch line as the GUI's status line (HOST-140)
-    assert "PINN epoch 1 / 2: loss " in log and "PINN epoch 2 / 2: loss " in log, log[-3000:]
-    assert "PINN training finished 2 epoch(s); model saved to " in log
+    if kind == "launcher":  # this source tree ("stock" runs whatever the venv has installed)
+        # the same per-epoch line as the GUI's status line (HOST-140)
+        assert "PINN epoch 1 / 2: loss " in log and "PINN epoch 2 / 2: loss " in log, log[-3000:]
+        assert "PINN training finished 2 epoch(s); model saved to " in log
     model = trained / "model.zip"  # StandardFileLayout.MODEL_BASENAME + our extension
     assert model.is_file()
     if kind == "launcher":
