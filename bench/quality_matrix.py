@@ -5,8 +5,8 @@ Protocols (every cell trains from fresh weights, weight seed 0):
 
 - ``self``: self-supervised PINN training on the scan that is then reconstructed, for a fixed
   budget of *process CPU seconds* (``--budget-s``, one torch thread by default): an epoch starts
-  only if the previous epoch's duration still fits the budget, so every arm gets the same
-  compute and no arm is cut mid-epoch. CPU time (not wall time) keeps arms comparable on a
+  only if it is expected to end within half an epoch of the budget (the previous epoch's CPU
+  time), so every arm gets about the same compute and no arm is cut mid-epoch. CPU time (not wall time) keeps arms comparable on a
   loaded shared machine; wall seconds are reported too.
 - ``transfer``: PINN training on ``--train-scans`` simulated scans of *other* objects (phantoms,
   seeds ``--train-seeds``; same probe and dose), same budget, then the unseen scan is
@@ -137,8 +137,10 @@ def metrics(obj: np.ndarray, truth: np.ndarray, box: Any) -> dict[str, float]:
 
 
 class CpuBudget:
-    """``should_stop``/``on_epoch`` pair: stop before an epoch that would overrun ``seconds`` of
-    process CPU time (estimated by the last epoch's CPU time)."""
+    """``should_stop``/``on_epoch`` pair: start an epoch only if it is expected to end within
+    half an epoch of ``seconds`` of process CPU time (the epoch count nearest to the budget,
+    estimated by the last epoch's CPU time), so slow-epoch generators are not cut a whole epoch
+    short."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -156,7 +158,7 @@ class CpuBudget:
             return False
         self.at_epoch_start = False
         self.epoch_start = time.process_time()
-        return self.used() + self.last_epoch > self.seconds
+        return self.used() + 0.5 * self.last_epoch > self.seconds
 
     def on_epoch(self, _report: object) -> None:
         self.last_epoch = time.process_time() - self.epoch_start
