@@ -66,15 +66,23 @@ class Recipe:
 
 
 def parse_recipe(text: str) -> Recipe:
-    """``single`` or ``stages:S1,S2,S3[:schedule]`` (e.g. ``stages:1,2,0:linear``)."""
-    if text == "single":
-        return Recipe("single")
-    if text.startswith("stages:"):
-        parts = text.split(":")
+    """``single`` or ``stages:S1,S2,S3[:schedule]`` (e.g. ``stages:1,2,0:linear``), optionally
+    followed by ``+field=value`` ModelConfig overrides (``single+generator_output_mode=amp_phase``).
+    """
+    base, *extras = text.split("+")
+    model: dict[str, Any] = {}
+    for item in extras:
+        key, _, value = item.partition("=")
+        model[key] = int(value) if value.isdigit() else value
+    if base == "single":
+        return Recipe(text, model=model)
+    if base.startswith("stages:"):
+        parts = base.split(":")
         s1, s2, s3 = (int(v) for v in parts[1].split(","))
         schedule = parts[2] if len(parts) > 2 else "cosine"
-        return Recipe(text, stages=(s1, s2, s3), schedule=schedule)
-    raise ValueError(f"--recipes: unknown recipe {text!r}; use single or stages:S1,S2,S3[:sched]")
+        return Recipe(text, model=model, stages=(s1, s2, s3), schedule=schedule)
+    raise ValueError(f"--recipes: unknown recipe {text!r}; use single or stages:S1,S2,S3[:sched]"
+                     " with optional +field=value")
 
 
 #: probe kinds: data.simulate's, plus "fresnel" = the pinhole aperture propagated 4x farther
