@@ -6,8 +6,8 @@ Protocols (every cell trains from fresh weights, weight seed 0):
 - ``self``: self-supervised PINN training on the scan that is then reconstructed, for a fixed
   budget of *process CPU seconds* (``--budget-s``, one torch thread by default): an epoch starts
   only if it is expected to end within half an epoch of the budget (the previous epoch's CPU
-  time), so every arm gets about the same compute and no arm is cut mid-epoch. CPU time (not wall time) keeps arms comparable on a
-  loaded shared machine; wall seconds are reported too.
+  time), so every arm gets about the same compute and no arm is cut mid-epoch. CPU time (not
+  wall time) keeps arms comparable on a loaded shared machine; wall seconds are reported too.
 - ``transfer``: PINN training on ``--train-scans`` simulated scans of *other* objects (phantoms,
   seeds ``--train-seeds``; same probe and dose), same budget, then the unseen scan is
   reconstructed without any training (the way a beamline uses a trained model).
