@@ -65,6 +65,9 @@ def test_train_then_reconstruct_writes_every_output(npz, tmp_path: Path, capsys)
     [
         (["train", "--train", "missing.npz", "--out", "o"], "missing.npz: no such file"),
         (["train", "--train", "{train}", "--out", "o", "--epochs", "0"], "--epochs must be >= 1"),
+        # refused before training, not when the finished model is saved (the archive's rule)
+        (["train", "--train", "{train}", "--out", "o", "--batch-size", "6"],
+         "batch_size must be positive power of 2"),
         (["train", "--train", "{train}", "--out", "o", "--device", "cuda:7"], "device"),
         (["train", "--train", "{train}", "--out", "o", "--architecture", "fno", "--attention",
           "cbam_encoder"], "(flag --attention)"),

@@ -17,13 +17,16 @@ from dataclasses import dataclass
 
 from ptychodus_pinn_torch.config.checks import check_bool, check_choice, check_int, check_number
 from ptychodus_pinn_torch.config.choices import (
-    MODEL_TYPES,
     OPTIMIZERS,
     PHYSICS_WEIGHT_SCHEDULES,
     SCHEDULERS,
 )
 from ptychodus_pinn_torch.config.fields import check_supported
-from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+from ptychodus_pinn_torch.config.spec import (
+    ModelConfig,
+    TrainingConfig,
+    validate_training_config,
+)
 
 #: Keras ``ReduceLROnPlateau(val_loss, factor 0.5, patience 2, min_lr 1e-4, min_delta 1e-4)``:
 #: what ``TrainingConfig.scheduler = 'Default'`` means here (upstream TF's fit, reference §5.1).
@@ -288,14 +291,13 @@ def _check_fine_tune(config: EngineConfig) -> None:
 
 
 def _check_training(config: TrainingConfig) -> None:
-    """The TrainingConfig fields the engine relies on, with errors naming the field."""
+    """The TrainingConfig fields the engine relies on, with errors naming the field.
+
+    The spec's own rules (batch_size a power of 2, ...) come first: the archive written at the
+    end of a training is checked against them, so a breach must stop the run before it starts.
+    """
     o = "TrainingConfig"
-    check_int(o, "batch_size", config.batch_size, minimum=1)
-    check_int(o, "nepochs", config.nepochs, minimum=1)
-    check_choice("ModelConfig", "model_type", config.model.model_type, MODEL_TYPES)
-    for name in ("mae_weight", "nll_weight", "realspace_weight", "realspace_mae_weight"):
-        check_number(o, name, getattr(config, name), non_negative=True)
-    check_number(o, "nphotons", config.nphotons, positive=True)
+    validate_training_config(config)
     if (
         config.model.model_type == "pinn"
         and (config.mae_weight + config.nll_weight + config.realspace_weight) <= 0
