@@ -46,7 +46,7 @@ def test_torchrun_two_processes_train_and_rank0_writes_outputs(tmp_path: Path) -
     assert proc.stdout.count("trained 2 epoch(s)") == 1  # only rank 0 reports
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoints", "history.json", "loss.png", "wts.h5.zip"]
+        "checkpoints", "config.json", "history.json", "loss.png", "wts.h5.zip"]
     hist = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in hist["epochs"]] == [1, 2]
     state = torch.load(out / "checkpoints" / "checkpoint.pt", weights_only=True)

@@ -9,11 +9,15 @@ as ``X_network.png``). When the data's ``objectGuess`` is not constant it is tak
 (simulated scans carry it; ``--no-truth`` turns this off): ``--png X.png`` then also writes
 ``X_vs_truth.png``, truth, network and refined object side by side (scanned region, aligned by
 ``ptychodus_pinn_torch.eval``) with amplitude and phase SSIM in the titles.
+``--config FILE`` (JSON or YAML) holds the same settings by option name (``{"batch_size": 8,
+"refine_epochs": 2, "model": "...", ...}``); options given on the command line override it, and
+the settings used are written next to the output as ``OUT.config.json`` (CFG-111).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import zipfile
@@ -21,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ptychodus_pinn_torch.cli.config_file import apply_settings_file, resolved_settings, track_given
 
 NAME = "reconstruct"
 HELP = "reconstruct an object from NPZ data with a trained model"
@@ -35,9 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load the model logged by pinn-torch train --mlflow in this run")
     parser.add_argument("--mlflow-uri", default=None,
                         help="MLflow tracking URI or folder of --mlflow-run / runs:/ (./mlruns)")
-    parser.add_argument("--data", type=Path, required=True,
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="JSON or YAML file of these settings by option name (batch_size, "
+                        "refine_epochs, model, data, ...); options given here override it")
+    parser.add_argument("--data", type=Path, default=None,
                         help="scan to reconstruct (NPZ, ptychodus files, mapped folder)")
-    parser.add_argument("--out", type=Path, required=True, help="output NPZ")
+    parser.add_argument("--out", type=Path, default=None, help="output NPZ")
     parser.add_argument("--png", type=Path, default=None,
                         help="also write amplitude/phase PNG (and X_vs_truth.png when the data's "
                         "objectGuess is a truth)")
@@ -83,9 +92,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads torch uses (0: $OMP_NUM_THREADS if set, else torch's default for "
         "the network and 1 for the refinement)",
     )
+    track_given(parser)
+    parser.set_defaults(settings_options=parser)
+
+
+def _settings_options(args: argparse.Namespace) -> dict[str, argparse.Action]:
+    parser: argparse.ArgumentParser = args.settings_options
+    return {a.dest: a for a in parser._actions
+            if a.option_strings and a.dest not in ("config", "help")}
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        apply_settings_file(args.settings_options, args, args.config)
+    for flag, value in (("--data", args.data), ("--out", args.out)):
+        if value is None:
+            raise ValueError(f"{flag} is required (on the command line or in --config FILE)")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.refine_epochs < 0:
@@ -107,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ptychodus_pinn_torch.cli.reconstruct_progress import ReconstructProgress
     from ptychodus_pinn_torch.data import RawData
+    from ptychodus_pinn_torch.data.atomic_file import atomic_write
     from ptychodus_pinn_torch.data.npz_io import write_npz
     from ptychodus_pinn_torch.data.npz_limits import (
         MEMORY_BUDGET_ENV,
@@ -156,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
     if result.network_object is not None:
         arrays["network_object"] = result.network_object
     write_npz(args.out, arrays)  # atomic
+    settings_path = args.out.with_name(f"{args.out.stem}.config.json")
+    with atomic_write(settings_path) as fh:  # CFG-111: the settings used, as --config reads them
+        fh.write((json.dumps(resolved_settings(args, _settings_options(args)), indent=2)
+                  + "\n").encode("utf-8"))
     if result.note:
         print(f"pinn-torch reconstruct: {result.note}", file=sys.stderr)
     written = [str(args.out)]
@@ -186,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"reconstructed {len(result.centres)} group(s) in {result.seconds:.2f}s: object "
         f"{result.object.shape[0]}x{result.object.shape[1]} ({covered:.0%} covered); wrote "
-        + ", ".join(written)
+        + ", ".join([*written, str(settings_path)])
     )
     return 0
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from ptychodus_pinn_torch.cli.config_file import given as given_flags
+from ptychodus_pinn_torch.cli.config_file import read_document, track_given
 from ptychodus_pinn_torch.config.choices import (
     ARCHITECTURES,
     OUTPUT_MODES,
@@ -41,14 +43,22 @@ DEFAULT_NPHOTONS = TF_DEFAULT_NPHOTONS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--train", type=Path, action="append", required=True,
+        "--config", type=Path, default=None, metavar="FILE",
+        help="JSON or YAML configuration: the TF-style spec layout (fixtures/"
+        "example_spec_config.json, with an optional 'engine' section) or the PyTorch "
+        "dataclass layout; flags given on the command line override it (CFG-110)",
+    )
+    parser.add_argument(
+        "--train", type=Path, action="append", default=None,
         help="training scan (NPZ, ptychodus files, mapped folder); repeat it to train one model "
-        "over several scans, or name a folder of .npz files",
+        "over several scans, or name a folder of .npz files (required unless --config names "
+        "train_data_file)",
     )
     parser.add_argument(
         "--test", type=Path, default=None, help="test scan (NPZ): loss after training"
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (required unless --config names output_dir)")
     parser.add_argument("--epochs", type=int, default=50, help="epochs (upstream nepochs 50)")
     parser.add_argument(
         "--batch-size", type=int, default=16, help="groups per batch and process (16)"
@@ -154,9 +164,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default="cosine", help="stage-2 blend (cosine)")
     stages.add_argument("--stage-3-lr-factor", type=float, default=0.1,
                         help="learning-rate factor of stage 3 (0.1)")
+    track_given(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if not args.train:
+        raise ValueError("--train is required (or train_data_file in --config FILE)")
+    if args.out is None:
+        raise ValueError("--out is required (or output_dir in --config FILE)")
     for flag, value, minimum in (
         ("--epochs", args.epochs, 1),
         ("--batch-size", args.batch_size, 1),
@@ -315,6 +330,79 @@ def generator_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+#: train flags that set a spec TrainingConfig field (flag destination -> field)
+TRAINING_FLAGS: dict[str, str] = {
+    "epochs": "nepochs", "batch_size": "batch_size", "nphotons": "nphotons",
+    "n_groups": "n_groups", "neighbor_count": "neighbor_count",
+    "enable_oversampling": "enable_oversampling", "neighbor_pool_size": "neighbor_pool_size",
+    "test": "test_data_file", "out": "output_dir",
+}
+#: train flags that set a spec ModelConfig field of the same name
+MODEL_FLAGS: tuple[str, ...] = ("gridsize", "n_filters_scale", "model_type", "architecture",
+                                "fno_modes", "fno_width", "fno_blocks", "fno_cnn_blocks")
+#: train flags that set an EngineConfig field (flag destination -> field)
+ENGINE_FLAGS: dict[str, str] = {
+    "lr": "learning_rate", "validation_fraction": "validation_fraction",
+    "early_stop_patience": "early_stop_patience", "seed": "seed", "device": "device",
+    "bf16": "bf16", "channels_last": "channels_last", "threads": "threads",
+    "stage_1_epochs": "stage_1_epochs", "stage_2_epochs": "stage_2_epochs",
+    "stage_3_epochs": "stage_3_epochs", "physics_weight_schedule": "physics_weight_schedule",
+    "stage_3_lr_factor": "stage_3_lr_factor",
+}
+#: train flags that cannot be combined with --config (their settings go in the file)
+NOT_WITH_CONFIG: tuple[str, ...] = ("init_model", "fine_tune_epochs", "fine_tune_gamma",
+                                    "output_mode", "attention")
+
+
+def config_from_file(args: argparse.Namespace) -> EngineConfig:
+    """The engine configuration of ``--config FILE`` with the flags the user gave applied over
+    it (CFG-110); sets ``args.train``/``args.test``/``args.out`` from the file where no flag
+    gave them. A file or flag error is a ValueError naming the file or the flag."""
+    from dataclasses import replace
+
+    from ptychodus_pinn_torch.config.interop.documents import engine_from_document
+
+    path = args.config
+    try:
+        base = engine_from_document(read_document(path))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--config {path}: {exc}") from None
+    flags = given_flags(args)
+    refused = [f for f in NOT_WITH_CONFIG if f in flags]
+    if refused or base.init_model is not None:
+        what = ", ".join("--" + f.replace("_", "-") for f in refused) or "engine.init_model"
+        raise ValueError(f"{what} cannot be used with --config {path} yet; set the generator "
+                         "fields in the file's model section, or fine-tune without --config")
+    model_values = {f: getattr(args, f) for f in MODEL_FLAGS if f in flags}
+    training_values = {field: getattr(args, dest) for dest, field in TRAINING_FLAGS.items()
+                       if dest in flags}
+    if "model_type" in flags:  # as without a file: supervised training is an MAE objective
+        training_values["torch_loss_mode"] = ("mae" if args.model_type == "supervised"
+                                              else "poisson")
+    if "train" in flags:
+        training_values["train_data_file"] = args.train[0]
+    engine_values = {field: getattr(args, dest) for dest, field in ENGINE_FLAGS.items()
+                     if dest in flags}
+    if "early_stop_patience" in engine_values:
+        engine_values["early_stop_patience"] = engine_values["early_stop_patience"] or None
+    if "threads" in engine_values:
+        engine_values["threads"] = engine_values["threads"] or None
+    try:
+        model = replace(base.training.model, **model_values)
+        training = replace(base.training, model=model, **training_values)
+        config = replace(base, training=training, **engine_values)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--config {path} with the flags given: {exc}") from None
+    t = config.training
+    if "train" not in flags:
+        args.train = None if t.train_data_file is None else [Path(t.train_data_file)]
+    if "test" not in flags:
+        args.test = None if t.test_data_file is None else Path(t.test_data_file)
+    if "out" not in flags:
+        args.out = None if t.output_dir is None else Path(t.output_dir)
+    return config
+
+
 class _Progress:
     """The command line's progress: a bar per epoch on stderr (or one line per epoch)."""
 
@@ -348,6 +436,7 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    file_config = None if args.config is None else config_from_file(args)
     _check_args(args)
     import torch
 
@@ -368,12 +457,20 @@ def run(args: argparse.Namespace) -> int:
     scans = [RawData.from_file(source, drop_empty_frames=drop) for source in sources]
     raw = scans[0]
     test = None if args.test is None else RawData.from_file(args.test, drop_empty_frames=drop)
-    config = build_configs(args, raw)
+    if file_config is None:
+        config = build_configs(args, raw)
+    else:
+        config = file_config
+        if int(config.model.N) != int(raw.diff3d.shape[-1]):
+            raise ValueError(
+                f"--config {args.config}: model.N={config.model.N} but the training patterns "
+                f"are {raw.diff3d.shape[-1]}x{raw.diff3d.shape[-1]}; set N to the data's size")
     gridsize = int(config.model.gridsize)
     for source, scan in zip(sources, scans, strict=True):
-        if gridsize > 1 and args.n_groups > scan.n_positions and not args.enable_oversampling:
+        n_groups, oversampling = config.training.n_groups, config.training.enable_oversampling
+        if gridsize > 1 and n_groups > scan.n_positions and not oversampling:
             raise ValueError(
-                f"--n-groups {args.n_groups} asks for more groups than the {scan.n_positions} "
+                f"--n-groups {n_groups} asks for more groups than the {scan.n_positions} "
                 f"scan points of {source} at gridsize {gridsize}; pass --n-groups "
                 f"{scan.n_positions} (or fewer), or --enable-oversampling to draw K-choose-C "
                 f"combinations of neighbours"

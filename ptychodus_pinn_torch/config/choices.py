@@ -39,3 +39,5 @@ ARCHIVE_NAME = "wts.h5.zip"
 HISTORY_NAME = "history.json"
 #: the folder (inside a training's output folder) that holds ``checkpoint.pt``.
 CHECKPOINT_DIR_NAME = "checkpoints"
+#: the resolved configuration a training writes next to its archive (CFG-110).
+CONFIG_NAME = "config.json"

@@ -6,6 +6,8 @@ Output layout of a training folder ``OUT``::
 
     OUT/wts.h5.zip                 the model archive (or the path given as ``archive_path``)
     OUT/history.json               one record per finished epoch plus the run's summary
+    OUT/config.json                the resolved configuration (spec layout with its ``engine``
+                                   section; ``pinn-torch train --config`` reads it back, CFG-110)
     OUT/checkpoints/checkpoint.pt  rewritten every ``checkpoint_every`` epochs; resume reads it
 
 Under torch.distributed every rank trains and only rank 0 writes. When no epoch finished (Stop
@@ -22,7 +24,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ptychodus_pinn_torch.config.choices import ARCHIVE_NAME, CHECKPOINT_DIR_NAME, HISTORY_NAME
+from ptychodus_pinn_torch.config.choices import (
+    ARCHIVE_NAME,
+    CHECKPOINT_DIR_NAME,
+    CONFIG_NAME,
+    HISTORY_NAME,
+)
 from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.config.spec import InferenceConfig
 from ptychodus_pinn_torch.data import RawData
@@ -207,6 +214,7 @@ def run_training(
     check_writable(out_dir, ckpt_dir, archive_target.parent)
     with OutputLock(out_dir), StopOnSignal() as stop:
         clean_orphan_temps(out_dir, ckpt_dir, archive_target.parent)
+        write_resolved_config(out_dir / CONFIG_NAME, config)
         saver = ArchiveAtCheckpoint(at_checkpoint)
         extra = TrainCallbacks(on_checkpoint=(saver,), should_stop=stop.requested)
         callbacks = extra if callbacks is None else callbacks.plus(extra)
@@ -221,6 +229,19 @@ def run_training(
         archive, history = write_outputs(result.bundle, result.history, result.stopped,
                                          result.test_loss, result.device)
     return TrainingRun(result, Path(archive), history, ckpt_dir, seconds)
+
+
+def write_resolved_config(path: Path, config: EngineConfig) -> Path:
+    """Write ``config`` as the JSON document ``pinn-torch train --config`` reads (CFG-110):
+    the spec layout with an ``engine`` section; replaced atomically."""
+    import json
+
+    from ptychodus_pinn_torch.config.interop.documents import engine_to_document
+    from ptychodus_pinn_torch.data.atomic_file import atomic_write
+
+    with atomic_write(path) as fh:
+        fh.write((json.dumps(engine_to_document(config), indent=2) + "\n").encode("utf-8"))
+    return path
 
 
 #: the file :func:`run_inference` writes into ``InferenceConfig.output_dir``.
@@ -277,4 +298,5 @@ __all__ = [
     "load_scan",
     "run_inference",
     "run_training",
+    "write_resolved_config",
 ]
