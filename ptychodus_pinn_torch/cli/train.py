@@ -349,9 +349,8 @@ ENGINE_FLAGS: dict[str, str] = {
     "stage_3_epochs": "stage_3_epochs", "physics_weight_schedule": "physics_weight_schedule",
     "stage_3_lr_factor": "stage_3_lr_factor",
 }
-#: train flags that cannot be combined with --config (their settings go in the file)
-NOT_WITH_CONFIG: tuple[str, ...] = ("init_model", "fine_tune_epochs", "fine_tune_gamma",
-                                    "output_mode", "attention")
+#: train flags that cannot be combined with --config (fine-tune without a file)
+NOT_WITH_CONFIG: tuple[str, ...] = ("init_model", "fine_tune_epochs", "fine_tune_gamma")
 
 
 def config_from_file(args: argparse.Namespace) -> EngineConfig:
@@ -371,9 +370,24 @@ def config_from_file(args: argparse.Namespace) -> EngineConfig:
     refused = [f for f in NOT_WITH_CONFIG if f in flags]
     if refused or base.init_model is not None:
         what = ", ".join("--" + f.replace("_", "-") for f in refused) or "engine.init_model"
-        raise ValueError(f"{what} cannot be used with --config {path} yet; set the generator "
-                         "fields in the file's model section, or fine-tune without --config")
+        raise ValueError(f"{what} cannot be used with --config {path} yet; fine-tune with "
+                         "flags only (--train, --init-model, ...)")
+    from ptychodus_pinn_torch.model.generators import (
+        ATTENTION_FIELDS,
+        REGISTRY,
+        check_architecture,
+    )
+
     model_values = {f: getattr(args, f) for f in MODEL_FLAGS if f in flags}
+    architecture = model_values.get("architecture", base.training.model.architecture)
+    if "output_mode" in flags and architecture in REGISTRY:
+        model_values[REGISTRY[architecture].output_mode_field] = args.output_mode
+    if "attention" in flags:  # the flag lists the switches that are on; the others go off
+        switches = {a.strip() for a in args.attention.split(",") if a.strip()}
+        if switches - set(ATTENTION_FIELDS):
+            raise ValueError(f"--attention {sorted(switches - set(ATTENTION_FIELDS))} is "
+                             f"unknown; use a comma list of {', '.join(ATTENTION_FIELDS)}")
+        model_values.update({name: name in switches for name in ATTENTION_FIELDS})
     training_values = {field: getattr(args, dest) for dest, field in TRAINING_FLAGS.items()
                        if dest in flags}
     if "model_type" in flags:  # as without a file: supervised training is an MAE objective
@@ -391,6 +405,7 @@ def config_from_file(args: argparse.Namespace) -> EngineConfig:
         model = replace(base.training.model, **model_values)
         training = replace(base.training, model=model, **training_values)
         config = replace(base, training=training, **engine_values)
+        check_architecture(config.model)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"--config {path} with the flags given: {exc}") from None
     t = config.training

@@ -59,6 +59,24 @@ def test_given_flags_override_the_file_even_at_their_default(tmp_path: Path) -> 
 
 
 @spec_rule("CFG-110")
+def test_generator_flags_over_the_file_and_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    doc = {**SPEC_DOC, "model": {**SPEC_DOC["model"], "cbam_encoder": True}}
+    path.write_text(json.dumps(doc))
+    _, args = _parse(train_cli, ["--config", str(path), "--attention", "eca_decoder",
+                                 "--output-mode", "real_imag"])
+    model = train_cli.config_from_file(args).model
+    assert model.eca_decoder and not model.cbam_encoder  # the flag's list replaces the file's
+    assert model.cnn_output_mode == "real_imag"
+    _, args = _parse(train_cli, ["--config", str(path), "--architecture", "fno"])
+    with pytest.raises(ValueError, match="cbam_encoder"):  # fno has no attention switches
+        train_cli.config_from_file(args)
+    _, args = _parse(train_cli, ["--config", str(path), "--init-model", "m.zip"])
+    with pytest.raises(ValueError, match="--init-model"):
+        train_cli.config_from_file(args)
+
+
+@spec_rule("CFG-110")
 def test_unknown_key_is_refused_naming_it_and_the_file(tmp_path: Path) -> None:
     for doc, key in (({**SPEC_DOC, "n_epochs": 3}, "n_epochs"),
                      ({**SPEC_DOC, "engine": {"learning_rat": 1.0}}, "learning_rat")):
