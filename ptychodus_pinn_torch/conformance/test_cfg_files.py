@@ -11,6 +11,7 @@ import pytest
 from ptychodus_pinn_torch.cli import reconstruct as reconstruct_cli
 from ptychodus_pinn_torch.cli import train as train_cli
 from ptychodus_pinn_torch.cli.config_file import apply_settings_file
+from ptychodus_pinn_torch.cli.train_config import config_from_file
 from ptychodus_pinn_torch.cli.translate import spec_document_to_torch
 from ptychodus_pinn_torch.config.interop.documents import (
     engine_from_document,
@@ -52,7 +53,7 @@ def test_given_flags_override_the_file_even_at_their_default(tmp_path: Path) -> 
     path = tmp_path / "c.json"
     path.write_text(json.dumps(SPEC_DOC))
     _, args = _parse(train_cli, ["--config", str(path), "--seed", "0", "--epochs", "2"])
-    config = train_cli.config_from_file(args)
+    config = config_from_file(args)
     assert config.seed == 0 and config.training.nepochs == 2  # given: --seed 0 is the default
     assert config.learning_rate == 2e-3 and config.training.batch_size == 16  # not given
     assert args.train == [Path("train.npz")] and args.out == Path("outs")
@@ -65,15 +66,15 @@ def test_generator_flags_over_the_file_and_refusals(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     _, args = _parse(train_cli, ["--config", str(path), "--attention", "eca_decoder",
                                  "--output-mode", "real_imag"])
-    model = train_cli.config_from_file(args).model
+    model = config_from_file(args).model
     assert model.eca_decoder and not model.cbam_encoder  # the flag's list replaces the file's
     assert model.cnn_output_mode == "real_imag"
     _, args = _parse(train_cli, ["--config", str(path), "--architecture", "fno"])
     with pytest.raises(ValueError, match="cbam_encoder"):  # fno has no attention switches
-        train_cli.config_from_file(args)
+        config_from_file(args)
     _, args = _parse(train_cli, ["--config", str(path), "--init-model", "m.zip"])
     with pytest.raises(ValueError, match="--init-model"):
-        train_cli.config_from_file(args)
+        config_from_file(args)
 
 
 @spec_rule("CFG-110")
@@ -84,7 +85,7 @@ def test_unknown_key_is_refused_naming_it_and_the_file(tmp_path: Path) -> None:
         path.write_text(json.dumps(doc))
         _, args = _parse(train_cli, ["--config", str(path)])
         with pytest.raises(ValueError, match=key) as err:
-            train_cli.config_from_file(args)
+            config_from_file(args)
         assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
