@@ -88,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-positions", action="store_true",
                         help="the lsqml refinement also corrects the scan positions")
     parser.add_argument(
+        "--channels-last", choices=("auto", "on", "off"), default="auto",
+        help="channels-last memory format for the network (auto: on for the CPU, where it "
+        "measured ~2x faster)",
+    )
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 autocast of the network pass (fast only on CPUs and "
+                        "GPUs with bf16 units)")
+    parser.add_argument(
         "--threads", type=int, default=0,
         help="CPU threads torch uses (0: $OMP_NUM_THREADS if set, else torch's default for "
         "the network and 1 for the refinement)",
@@ -164,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
         refine_epochs=args.refine_epochs, keep_patches=False, threads=args.threads or None,
         on_batch=ReconstructProgress(enabled=not args.no_progress),
+        channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
+        bf16=args.bf16,
         refine_options=RefineOptions(
             algorithm=args.refine_algorithm, noise=args.refine_noise,
             update_probe=args.refine_probe, correct_positions=args.refine_positions,

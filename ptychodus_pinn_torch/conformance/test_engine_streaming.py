@@ -93,3 +93,20 @@ def test_streaming_reconstruct_needs_no_labels_and_no_whole_patches(scan, monkey
     np.testing.assert_allclose(lean.object, full.object, atol=2e-5 * np.abs(full.object).max())
     np.testing.assert_array_equal(lean.coverage > 0, full.coverage > 0)
     np.testing.assert_allclose(lean.centres, full.centres)
+
+
+@pytest.mark.spec("ENG-206")
+def test_channels_last_and_bf16_inference_options(scan) -> None:  # type: ignore[no-untyped-def]
+    bundle = _bundle(scan)
+    plain = reconstruct(bundle, scan, device="cpu", channels_last=False, keep_patches=False)
+    auto = reconstruct(bundle, scan, device="cpu", keep_patches=False)  # on for the CPU
+    peak = np.abs(plain.object).max()
+    np.testing.assert_allclose(auto.object, plain.object, atol=1e-4 * peak)
+    # the model is handed back in its own memory format
+    conv = next(m for m in bundle.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()
+    low = reconstruct(bundle, scan, device="cpu", bf16=True, keep_patches=False)
+    error = np.abs(low.object - plain.object).max() / peak
+    assert 0 < error < 0.1  # bfloat16 has 8 mantissa bits
+    with pytest.raises(ValueError, match="channels_last"):
+        reconstruct(bundle, scan, device="cpu", channels_last="yes")  # type: ignore[arg-type]

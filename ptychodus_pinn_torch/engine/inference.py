@@ -102,6 +102,8 @@ def predict_patches(
     device: torch.device,
     window: tuple[slice, slice] = (slice(None), slice(None)),
     on_batch: Callable[[int, int], None] | None = None,
+    channels_last: bool = False,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """Run ``model.diffraction_to_obj`` over all groups, streaming the scan in batches.
 
@@ -109,30 +111,41 @@ def predict_patches(
     nn: (B, C) int64 group members; positions: (B, C, 2) float32 ``[x, y]`` px; scale: the
     factor that turns amplitudes into the network input (``X_full`` normalization times the
     intensity scale); window: the rows and columns of each output patch to keep; on_batch:
-    called after every batch with (batches done, batches in all) (ENG-128).
+    called after every batch with (batches done, batches in all) (ENG-128); channels_last: run
+    the network in channels-last memory format (the model's weights are converted for the call
+    and converted back after); bf16: bfloat16 autocast of the network (its complex steps stay
+    float32).
     Returns (B, h, w) complex64 on ``device`` (h, w: the window's size).
     """
     model.eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model.to(memory_format=fmt)
     b_total, c = nn.shape
     n = int(diff3d.shape[-1])
     rows = range(n)[window[0]]
     cols = range(n)[window[1]]
     out = torch.empty((b_total, len(rows), len(cols)), dtype=torch.complex64, device=device)
     read = 0
-    with torch.inference_mode():
-        for start in range(0, b_total, batch_size):
-            members = nn[start : start + batch_size]
-            batch = np.asarray(diff3d[members.reshape(-1)], dtype=np.float32)  # a copy
-            read += batch.nbytes
-            if read >= CHUNK_BYTES:  # a memory map's touched pages leave the RSS (DATA-184)
-                release_pages(diff3d)
-                read = 0
-            xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
-            pb = positions[start : start + batch_size].to(device)
-            obj = model.diffraction_to_obj(xb, pb)
-            out[start : start + len(members)] = obj[:, window[0], window[1]]
-            if on_batch is not None:
-                on_batch(start // batch_size + 1, -(-b_total // batch_size))
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=bf16):
+            for start in range(0, b_total, batch_size):
+                members = nn[start : start + batch_size]
+                batch = np.asarray(diff3d[members.reshape(-1)], dtype=np.float32)  # a copy
+                read += batch.nbytes
+                if read >= CHUNK_BYTES:  # a memory map's touched pages leave the RSS (DATA-184)
+                    release_pages(diff3d)
+                    read = 0
+                xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
+                pb = positions[start : start + batch_size].to(device)
+                obj = model.diffraction_to_obj(xb.contiguous(memory_format=fmt), pb)
+                out[start : start + len(members)] = obj[:, window[0], window[1]]
+                if on_batch is not None:
+                    on_batch(start // batch_size + 1, -(-b_total // batch_size))
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
     return out
 
 
@@ -169,6 +182,8 @@ def reconstruct(
     keep_patches: bool = True,
     threads: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    channels_last: bool | None = None,
+    bf16: bool = False,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -194,6 +209,9 @@ def reconstruct(
 
     threads: CPU threads of the network pass and of the refinement (>= 1); None: the phase
         defaults of ``engine.threads`` (ENG-205).
+    channels_last: run the network in channels-last memory format; None (default): on the
+        CPU, where it measured ~2x faster, off elsewhere (ENG-206).
+    bf16: bfloat16 autocast of the network pass (default off; ENG-206).
     keep_patches: return the per-group patches (``Reconstruction.patches``); False keeps only
         the stitched crop of each patch plus one pixel (1/3.5 of the memory at the default
         crop N/2), which is what large scans need (``canvas=True`` keeps them anyway).
@@ -274,13 +292,18 @@ def reconstruct(
         lo = n // 2 - crop // 2 - 1
         window = (slice(lo, lo + crop + 2), slice(lo, lo + crop + 2))
     dev = select_device(device)
+    cl = dev.type == "cpu" if channels_last is None else channels_last
+    for name, flag in (("channels_last", cl), ("bf16", bf16)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     model = bundle.model.to(dev)
     try:
         scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
         with phase_threads("inference", threads):
-            patches_t = predict_patches(model, diff3d, nn, positions, scale=scale,
-                                        batch_size=batch_size, device=dev, window=window,
-                                        on_batch=on_batch)
+            patches_t = predict_patches(
+                model, diff3d, nn, positions, scale=scale, batch_size=batch_size, device=dev,
+                window=window, on_batch=on_batch, channels_last=cl, bf16=bf16,
+            )
     finally:
         bundle.model.to("cpu")
     if obj_guess is not None:

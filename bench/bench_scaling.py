@@ -1,0 +1,179 @@
+"""Reconstruct time and peak memory against the number of scan positions (N = 64).
+
+For each size a fresh subprocess writes a simulated raster scan (phantom object just large
+enough, pinhole probe, overlap 0.7, 1e6 photons; patterns simulated chunk by chunk) as an
+uncompressed NPZ, and another fresh subprocess runs ``pinn-torch reconstruct`` on it with an
+untrained n_filters_scale-1 model (the weights do not change time or memory) and reports its
+wall time and peak resident memory (``VmHWM``), so no size inherits another's memory.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python bench/bench_scaling.py --sizes 1000 10000
+
+A benchmark, not a test. On the shared 2-core machine one pattern costs ~10-30 ms of network
+time, so 100 000 positions take tens of minutes: ``make bench`` runs 1e3 and 1e4 by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHUNK = 2048
+
+
+def make_data(positions: int, out: Path, seed: int = 0) -> None:
+    """Write a simulated scan with ``positions`` raster points to ``out`` (uncompressed NPZ)."""
+    from ptychodus_pinn_torch.data.simulate import (
+        make_object,
+        make_probe,
+        probe_diameter,
+        scan_positions,
+    )
+
+    n = 64
+    probe = make_probe("pinhole", n)
+    step = probe_diameter(probe) * 0.3
+    side = math.ceil(math.sqrt(positions))
+    extent = int(math.ceil(step * (side - 1))) + n + 2
+    obj = make_object("phantom", (extent, extent), seed)
+    x, y = scan_positions("raster", obj.shape, n, step, seed)
+    x, y = x[:positions], y[:positions]
+    rs = np.random.RandomState(seed)
+    diff = np.empty((len(x), n, n), np.float32)
+    from ptychodus_pinn_torch.data.patches import extract_patches
+
+    scale = None
+    for start in range(0, len(x), CHUNK):
+        sl = slice(start, start + CHUNK)
+        centres = np.column_stack([x[sl], y[sl]])
+        psi = extract_patches(obj, centres, n) * probe
+        intensity = np.fft.fftshift(np.abs(np.fft.fft2(psi)) ** 2, axes=(-2, -1))
+        if scale is None:  # 1e6 photons per pattern on average, fixed from the first chunk
+            scale = 1e6 / float(np.mean(intensity.sum(axis=(1, 2))))
+        diff[sl] = np.sqrt(rs.poisson(intensity * scale)).astype(np.float32)
+    np.savez(out, diff3d=diff, xcoords=x, ycoords=y, xcoords_start=x, ycoords_start=y,
+             probeGuess=probe.astype(np.complex64), objectGuess=obj.astype(np.complex64),
+             scan_index=np.zeros(len(x), np.int64))
+
+
+#: ``--network small``: a one-block FNO of the package's generator registry, ~10x cheaper than
+#: the cnn per pattern; the memory per position does not depend on the network (its output is
+#: one (N, N) patch per position either way), the time does
+SMALL_NETWORK = {"architecture": "fno", "fno_width": 8, "fno_blocks": 1, "fno_modes": 4,
+                 "fno_cnn_blocks": 1}
+
+
+def make_model(data: Path, out: Path, network: str) -> None:
+    """An untrained model for the scan's probe (``network``: "cnn" = n_filters_scale 1, or
+    "small" = :data:`SMALL_NETWORK`), saved as an archive."""
+    import torch
+
+    from ptychodus_pinn_torch.config.spec import ModelConfig
+    from ptychodus_pinn_torch.engine.archive import ModelBundle, save_archive
+    from ptychodus_pinn_torch.model import build_model
+
+    with np.load(data) as z:
+        probe = z["probeGuess"]
+    extra = SMALL_NETWORK if network == "small" else {}
+    cfg = ModelConfig(N=64, n_filters_scale=1, **extra)
+    torch.manual_seed(0)
+    model = build_model(cfg, probe=probe, intensity_scale=31.25)
+    save_archive(out, ModelBundle(model=model, model_config=cfg, intensity_scale=31.25,
+                                  probe=model.probe.detach().numpy()))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set (VmHWM), bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def run_reconstruct(data: Path, model: Path, out: Path, threads: int) -> dict[str, float]:
+    """``pinn-torch reconstruct`` in this process; its wall time and peak RSS."""
+    from ptychodus_pinn_torch.cli.main import main
+
+    t0 = time.perf_counter()
+    code = main(["reconstruct", "--model", str(model), "--data", str(data), "--out", str(out),
+                 "--device", "cpu", "--threads", str(threads)])
+    if code:
+        raise SystemExit(code)
+    return {"seconds": time.perf_counter() - t0, "peak_rss_bytes": peak_rss_bytes()}
+
+
+def _child(args: list[str]) -> str:
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([sys.executable, __file__, *args], env=env, check=True,
+                          capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def measure(sizes: list[int], threads: int, workdir: Path,
+            network: str = "cnn") -> list[dict[str, float]]:
+    """One row per size: positions, seconds, peak RSS (fresh subprocesses)."""
+    rows = []
+    for m in sizes:
+        data = workdir / f"scan_{m}.npz"
+        model = workdir / "wts.h5.zip"
+        _child(["--make-data", str(m), "--data", str(data)])
+        if not model.exists():
+            _child(["--make-model", "--data", str(data), "--model", str(model),
+                    "--network", network])
+        result = json.loads(_child(["--reconstruct", "--data", str(data), "--model", str(model),
+                                    "--threads", str(threads),
+                                    "--out", str(workdir / f"rec_{m}.npz")]))
+        row = {"positions": m, "network": network, "seconds": round(result["seconds"], 2),
+               "ms_per_position": round(1e3 * result["seconds"] / m, 2),
+               "peak_rss_mb": round(result["peak_rss_bytes"] / 2**20, 1),
+               "data_mb": round(data.stat().st_size / 2**20, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        data.unlink()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--network", choices=("cnn", "small"), default="cnn",
+                        help="cnn (n_filters_scale 1) or small (a one-block FNO, ~10x faster)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--make-data", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--make-model", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reconstruct", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.make_data is not None:
+        make_data(args.make_data, args.data)
+        print("{}")
+        return 0
+    if args.make_model:
+        make_model(args.data, args.model, args.network)
+        print("{}")
+        return 0
+    if args.reconstruct:
+        print(json.dumps(run_reconstruct(args.data, args.model, args.out, args.threads)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="pinn_scaling_") as tmp:
+        rows = measure(args.sizes, args.threads, Path(tmp), args.network)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
