@@ -316,7 +316,8 @@ def reconstruct(
             f"x={origin[0]:g}, y={origin[1]:g}"
         )
     if phase_sync:
-        patches_t = synchronize_phases(patches_t, x, y, overlap_weights[window])
+        # in place: a second copy of all patches would be the peak of a large scan (ENG-204)
+        patches_t = synchronize_phases(patches_t, x, y, overlap_weights[window], inplace=True)
     obj_t, coverage_t = stitch_to_object_grid(
         patches_t, x - origin[0], y - origin[1], shape, crop=crop,
         weights=weights if isinstance(weights, str) else weights[window],

@@ -99,6 +99,7 @@ def synchronize_phases(
     weights: np.ndarray | torch.Tensor,
     *,
     neighbors: int = 8,
+    inplace: bool = False,
 ) -> np.ndarray | torch.Tensor:
     """Remove each patch's arbitrary constant phase so that overlapping patches agree.
 
@@ -108,7 +109,8 @@ def synchronize_phases(
     ``patches[i] * exp(-i theta_i)`` with theta from the leading eigenvector of the normalized
     Hermitian overlap matrix (sparse, ``scipy.sparse.linalg.eigsh``). The common phase of all
     patches is kept (set so that the weighted mean phase change is zero). Patches without any
-    overlap are returned unchanged.
+    overlap are returned unchanged. ``inplace=True`` with a complex64 torch tensor rotates it in
+    place and returns it (no second copy of all patches: inference on large scans).
     """
     is_torch = isinstance(patches, torch.Tensor)
     if not is_torch:
@@ -146,6 +148,8 @@ def synchronize_phases(
     phase[~connected] = 0.0
     if is_torch:
         rot = torch.from_numpy(np.exp(-1j * phase).astype(np.complex64)).to(patches.device)
+        if inplace and patches.dtype == torch.complex64:
+            return patches.mul_(rot[:, None, None])
         return patches.to(torch.complex64) * rot[:, None, None]
     return (patches * np.exp(-1j * phase)[:, None, None]).astype(np.complex64)
 
