@@ -101,16 +101,56 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def run_reconstruct(data: Path, model: Path, out: Path, threads: int) -> dict[str, float]:
-    """``pinn-torch reconstruct`` in this process; its wall time and peak RSS."""
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _trace_stages() -> list[dict[str, object]]:
+    """Wrap the reconstruct stages to record the RSS and the peak after each (``--trace``)."""
+    import ptychodus_pinn_torch.data.raw_data as raw_data
+    import ptychodus_pinn_torch.engine.inference as inference
+    import ptychodus_pinn_torch.stitch as stitch
+
+    stages: list[dict[str, object]] = []
+
+    def wrap(owner: object, name: str) -> None:
+        original = getattr(owner, name)
+
+        def traced(*args: object, **kwargs: object) -> object:
+            before = _status_mb("VmHWM")
+            result = original(*args, **kwargs)
+            stages.append({"stage": name, "peak_before_mb": round(before, 1),
+                           "rss_after_mb": round(_status_mb("VmRSS"), 1),
+                           "peak_after_mb": round(_status_mb("VmHWM"), 1)})
+            return result
+
+        setattr(owner, name, traced)
+
+    wrap(raw_data.RawData, "from_file")
+    for name in ("predict_patches", "check_result"):
+        wrap(inference, name)
+    for name in ("synchronize_phases", "stitch_to_object_grid"):
+        wrap(stitch, name)
+    return stages
+
+
+def run_reconstruct(data: Path, model: Path, out: Path, threads: int,
+                    trace: bool = False) -> dict[str, object]:
+    """``pinn-torch reconstruct`` in this process; its wall time and peak RSS (and, with
+    ``trace``, the RSS after each stage)."""
     from ptychodus_pinn_torch.cli.main import main
 
+    stages = _trace_stages() if trace else []
     t0 = time.perf_counter()
     code = main(["reconstruct", "--model", str(model), "--data", str(data), "--out", str(out),
                  "--device", "cpu", "--threads", str(threads)])
     if code:
         raise SystemExit(code)
-    return {"seconds": time.perf_counter() - t0, "peak_rss_bytes": peak_rss_bytes()}
+    return {"seconds": time.perf_counter() - t0, "peak_rss_bytes": peak_rss_bytes(),
+            "stages": stages}
 
 
 def _child(args: list[str]) -> str:
@@ -123,7 +163,7 @@ def _child(args: list[str]) -> str:
 
 
 def measure(sizes: list[int], threads: int, workdir: Path,
-            network: str = "cnn") -> list[dict[str, float]]:
+            network: str = "cnn", trace: bool = False) -> list[dict[str, object]]:
     """One row per size: positions, seconds, peak RSS (fresh subprocesses)."""
     rows = []
     for m in sizes:
@@ -135,11 +175,14 @@ def measure(sizes: list[int], threads: int, workdir: Path,
                     "--network", network])
         result = json.loads(_child(["--reconstruct", "--data", str(data), "--model", str(model),
                                     "--threads", str(threads),
+                                    *(["--trace"] if trace else []),
                                     "--out", str(workdir / f"rec_{m}.npz")]))
         row = {"positions": m, "network": network, "seconds": round(result["seconds"], 2),
                "ms_per_position": round(1e3 * result["seconds"] / m, 2),
                "peak_rss_mb": round(result["peak_rss_bytes"] / 2**20, 1),
                "data_mb": round(data.stat().st_size / 2**20, 1)}
+        if trace:
+            row["stages"] = result["stages"]
         rows.append(row)
         print(json.dumps(row), flush=True)
         data.unlink()
@@ -153,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", choices=("cnn", "small"), default="cnn",
                         help="cnn (n_filters_scale 1) or small (a one-block FNO, ~10x faster)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--trace", action="store_true",
+                        help="record the RSS after each reconstruct stage")
     parser.add_argument("--make-data", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--make-model", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reconstruct", action="store_true", help=argparse.SUPPRESS)
@@ -169,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         print("{}")
         return 0
     if args.reconstruct:
-        print(json.dumps(run_reconstruct(args.data, args.model, args.out, args.threads)))
+        print(json.dumps(run_reconstruct(args.data, args.model, args.out, args.threads,
+                                         args.trace)))
         return 0
     with tempfile.TemporaryDirectory(prefix="pinn_scaling_") as tmp:
-        rows = measure(args.sizes, args.threads, Path(tmp), args.network)
+        rows = measure(args.sizes, args.threads, Path(tmp), args.network, args.trace)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
