@@ -8,7 +8,7 @@ import pytest
 from ptychodus_pinn_torch.config.spec import ModelConfig
 from ptychodus_pinn_torch.data.simulate import simulate_scan
 from ptychodus_pinn_torch.engine.archive import ModelBundle
-from ptychodus_pinn_torch.engine.inference import _overlap_weights, reconstruct, stitch_weights
+from ptychodus_pinn_torch.engine.inference import overlap_weights, reconstruct, stitch_weights
 from ptychodus_pinn_torch.model import build_model
 from ptychodus_pinn_torch.stitch import pairwise_overlaps
 
@@ -33,7 +33,7 @@ def test_reconstruct_synchronizes_patch_phases() -> None:
     synced = reconstruct(bundle, scan, device="cpu", phase_sync=True)
     raw = reconstruct(bundle, scan, device="cpu", phase_sync=False)
     x, y = raw.centres[:, 0], raw.centres[:, 1]
-    w = _overlap_weights(stitch_weights(bundle), 64, 32)
+    w = overlap_weights(stitch_weights(bundle), 64, 32)
     before = _weighted_disagreement(raw.patches, x, y, w)
     after = _weighted_disagreement(synced.patches, x, y, w)
     assert after < 0.01 and after < before

@@ -284,7 +284,7 @@ def reconstruct(
         check_canvas_budget((side, side), x, y, what="reassemble_position canvas")
     crop = _stitch_crop(bundle)
     weights = stitch_weights(bundle) if weighting == "probe" else "uniform"
-    overlap_weights = _overlap_weights(weights, n, crop)
+    pixel_weights = overlap_weights(weights, n, crop)
     keep = keep_patches or canvas
     # without the whole patches, keep only what stitching reads: the crop plus one pixel
     window = (slice(None), slice(None))
@@ -317,7 +317,7 @@ def reconstruct(
         )
     if phase_sync:
         # in place: a second copy of all patches would be the peak of a large scan (ENG-204)
-        patches_t = synchronize_phases(patches_t, x, y, overlap_weights[window], inplace=True)
+        patches_t = synchronize_phases(patches_t, x, y, pixel_weights[window], inplace=True)
     obj_t, coverage_t = stitch_to_object_grid(
         patches_t, x - origin[0], y - origin[1], shape, crop=crop,
         weights=weights if isinstance(weights, str) else weights[window],
@@ -367,7 +367,7 @@ def reconstruct(
     )
 
 
-def _overlap_weights(weights: np.ndarray | str, n: int, crop: int | None) -> np.ndarray:
+def overlap_weights(weights: np.ndarray | str, n: int, crop: int | None) -> np.ndarray:
     """(n, n) float32 weights of the pixels that stitching uses: the stitching weights (or ones)
     inside the centre ``crop`` (the whole patch when ``crop`` is None), zero outside."""
     w = np.ones((n, n), np.float32) if isinstance(weights, str) else np.asarray(weights, np.float32)
