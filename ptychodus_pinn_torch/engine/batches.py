@@ -134,21 +134,3 @@ def group_for_training(
         )
     return tensors
 
-
-def group_for_inference(
-    raw: RawData, *, N: int, gridsize: int, neighbor_count: int = 4, seed: int = 0
-) -> GroupedTensors:
-    """Group every scan point (sequential seeds, ``nsamples = n_positions``) for inference.
-
-    Positions are ``coords_relative`` (upstream ``local_offsets``).
-    """
-    _check_patch_size(raw, int(N), "reconstruction data")
-    grouped = raw.generate_grouped_data(
-        int(N),
-        K=max(int(neighbor_count), gridsize * gridsize),
-        nsamples=_n_positions(raw),
-        seed=seed,
-        sequential_sampling=True,
-        gridsize=int(gridsize),
-    )
-    return tensors_from_grouped(grouped, positions_key="coords_relative")
