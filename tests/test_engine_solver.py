@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ptychodus_pinn_torch.conformance.helpers import scan_centres
 from ptychodus_pinn_torch.data.simulate import simulate_scan
 from ptychodus_pinn_torch.engine.refine import refine_object
 from ptychodus_pinn_torch.engine.solver import batch_order
@@ -18,21 +19,9 @@ def scan():  # type: ignore[no-untyped-def]
     return simulate_scan(object_shape=(96, 96), seed=3, overlap=0.7, nphotons=1e9)
 
 
-def _centres(scan) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return np.column_stack([scan.xcoords, scan.ycoords])
-
-
-def _error(obj: np.ndarray, truth: np.ndarray, centres: np.ndarray) -> float:
-    """Relative error in the scanned box after the best complex gain (phase and scale)."""
-    box = (slice(int(centres[:, 1].min()), int(centres[:, 1].max()) + 1),
-           slice(int(centres[:, 0].min()), int(centres[:, 0].max()) + 1))
-    a, t = obj[box].astype(np.complex128), truth[box].astype(np.complex128)
-    gain = np.vdot(a, t) / np.vdot(a, a)
-    return float(np.linalg.norm(gain * a - t) / np.linalg.norm(t))
-
 
 def test_batch_orders_cover_every_position_once(scan) -> None:  # type: ignore[no-untyped-def]
-    centres = _centres(scan)
+    centres = scan_centres(scan)
     spreads = {}
     for order in ("random", "compact"):
         batches = batch_order(order, centres, 8, torch.Generator().manual_seed(1))
@@ -58,4 +47,4 @@ def test_batch_orders_cover_every_position_once(scan) -> None:  # type: ignore[n
 def test_bad_settings_are_refused_by_name(scan, kwargs, name) -> None:  # type: ignore[no-untyped-def]
     flat = np.ones(scan.objectGuess.shape, np.complex64)
     with pytest.raises(ValueError, match=name):
-        refine_object(flat, scan.diff3d, _centres(scan), scan.probeGuess, epochs=1, **kwargs)
+        refine_object(flat, scan.diff3d, scan_centres(scan), scan.probeGuess, epochs=1, **kwargs)

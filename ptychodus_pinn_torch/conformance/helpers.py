@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ptychodus_pinn_torch.config.engine import EngineConfig
 from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
 
@@ -43,3 +45,18 @@ def tiny_scan(seed: int = 5, **kw: Any) -> Any:
 
 
 __all__ = ["tiny_engine", "tiny_scan", "tiny_training"]
+
+
+def scan_centres(scan: Any) -> np.ndarray:
+    """(P, 2) float64 scan positions of a RawData, ``[:, 0] = x`` (column), in object pixels."""
+    return np.column_stack([scan.xcoords, scan.ycoords])
+
+
+def error_after_gain(obj: np.ndarray, truth: np.ndarray, centres: np.ndarray) -> float:
+    """Relative error ``|g*obj - truth| / |truth|`` of a complex object (H, W) in the box the
+    ``centres`` (P, 2) span, after the best complex gain ``g`` (global phase and scale)."""
+    box = (slice(int(centres[:, 1].min()), int(centres[:, 1].max()) + 1),
+           slice(int(centres[:, 0].min()), int(centres[:, 0].max()) + 1))
+    a, t = obj[box].astype(np.complex128), truth[box].astype(np.complex128)
+    gain = np.vdot(a, t) / np.vdot(a, a)
+    return float(np.linalg.norm(gain * a - t) / np.linalg.norm(t))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from ptychodus_pinn_torch.conformance.helpers import error_after_gain, scan_centres
 from ptychodus_pinn_torch.data.patches import extract_patches
 from ptychodus_pinn_torch.data.simulate import simulate_scan
 from ptychodus_pinn_torch.engine.refine import RefineEpoch, refine_object
@@ -20,18 +21,6 @@ def scan():  # type: ignore[no-untyped-def]
     # 49 positions on a 96x96 phantom; noise-free enough (1e9 photons) to converge far
     return simulate_scan(object_shape=(96, 96), seed=3, overlap=0.7, nphotons=1e9)
 
-
-def _centres(scan) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return np.column_stack([scan.xcoords, scan.ycoords])
-
-
-def _error(obj: np.ndarray, truth: np.ndarray, centres: np.ndarray) -> float:
-    """Relative error in the scanned box after the best complex gain (phase and scale)."""
-    box = (slice(int(centres[:, 1].min()), int(centres[:, 1].max()) + 1),
-           slice(int(centres[:, 0].min()), int(centres[:, 0].max()) + 1))
-    a, t = obj[box].astype(np.complex128), truth[box].astype(np.complex128)
-    gain = np.vdot(a, t) / np.vdot(a, a)
-    return float(np.linalg.norm(gain * a - t) / np.linalg.norm(t))
 
 
 def _adjoint(values: np.ndarray, centres: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -71,7 +60,7 @@ def _reference_step(obj: np.ndarray, amp: np.ndarray, centres: np.ndarray,
 
 @pytest.mark.spec("ENG-200")
 def test_one_lsqml_update_equals_the_numpy_reference(scan) -> None:  # type: ignore[no-untyped-def]
-    centres = _centres(scan)
+    centres = scan_centres(scan)
     rs = np.random.RandomState(4)
     start = (0.8 + 0.1 * rs.standard_normal(scan.objectGuess.shape)) * np.exp(
         0.3j * rs.standard_normal(scan.objectGuess.shape))
@@ -104,12 +93,12 @@ def test_insert_is_the_adjoint_of_extract() -> None:
 
 @pytest.mark.spec("ENG-201")
 def test_lsqml_converges_from_a_flat_start_and_adam_does_not(scan) -> None:  # type: ignore[no-untyped-def]
-    centres, truth = _centres(scan), scan.objectGuess
+    centres, truth = scan_centres(scan), scan.objectGuess
     flat = np.ones(truth.shape, np.complex64)
-    start = _error(flat, truth, centres)
+    start = error_after_gain(flat, truth, centres)
 
     def metric(o: np.ndarray) -> dict[str, float]:
-        return {"error": _error(o, truth, centres)}
+        return {"error": error_after_gain(o, truth, centres)}
 
     errors = {}
     for algorithm in ("lsqml", "adam"):
@@ -117,7 +106,8 @@ def test_lsqml_converges_from_a_flat_start_and_adam_does_not(scan) -> None:  # t
                                     algorithm=algorithm, metric=metric)
         assert report.algorithm == algorithm and len(report.history) == 12
         assert report.nll_after < report.nll_before
-        assert report.history[-1].metrics["error"] == pytest.approx(_error(obj, truth, centres))
+        final = error_after_gain(obj, truth, centres)
+        assert report.history[-1].metrics["error"] == pytest.approx(final)
         errors[algorithm] = report.history[-1].metrics["error"]
     # measured: flat start 0.276; 12 epochs LSQML 0.017, Adam 0.17
     assert start > 0.25
@@ -128,7 +118,7 @@ def test_lsqml_converges_from_a_flat_start_and_adam_does_not(scan) -> None:  # t
 
 @pytest.mark.spec("ENG-202")
 def test_probe_update_recovers_a_blurred_probe(scan) -> None:  # type: ignore[no-untyped-def]
-    centres, truth, probe = _centres(scan), scan.objectGuess, scan.probeGuess
+    centres, truth, probe = scan_centres(scan), scan.objectGuess, scan.probeGuess
     blurred = (ndimage.gaussian_filter(probe.real, 1.5)
                + 1j * ndimage.gaussian_filter(probe.imag, 1.5)).astype(np.complex64)
     flat = np.ones(truth.shape, np.complex64)
@@ -143,13 +133,13 @@ def test_probe_update_recovers_a_blurred_probe(scan) -> None:  # type: ignore[no
     # measured: probe error 0.22 -> 0.08, object error 0.28 (fixed) vs 0.035 (updated)
     assert probe_error(r_free.probe) < 0.5 * probe_error(blurred)
     assert r_free.nll_after < r_fixed.nll_after
-    assert _error(free, truth, centres) < 0.3 * _error(fixed, truth, centres)
+    assert error_after_gain(free, truth, centres) < 0.3 * error_after_gain(fixed, truth, centres)
 
 
 
 @pytest.mark.spec("ENG-202")
 def test_position_correction_moves_positions_towards_the_truth(scan) -> None:  # type: ignore[no-untyped-def]
-    centres, truth = _centres(scan), scan.objectGuess
+    centres, truth = scan_centres(scan), scan.objectGuess
     wrong = centres + np.random.RandomState(0).uniform(-1.5, 1.5, centres.shape)
     flat = np.ones(truth.shape, np.complex64)
     _, r_fixed = refine_object(flat, scan.diff3d, wrong, scan.probeGuess, epochs=15)
@@ -176,7 +166,7 @@ def test_a_callback_stops_the_refinement_and_sees_progress(scan) -> None:  # typ
         return record.epoch == 2
 
     flat = np.ones(scan.objectGuess.shape, np.complex64)
-    _, report = refine_object(flat, scan.diff3d, _centres(scan), scan.probeGuess, epochs=10,
+    _, report = refine_object(flat, scan.diff3d, scan_centres(scan), scan.probeGuess, epochs=10,
                               on_epoch=stop_after_two)
     assert report.stopped and report.epochs == 2 and len(report.history) == 2
     assert [r.epoch for r in seen] == [1, 2] and all(r.epochs == 10 for r in seen)

@@ -145,6 +145,18 @@ class ConvPoolBlock(nn.Sequential):
         )
 
 
+def encoder_blocks(channels: int, widths: Widths, att: AttentionSwitches) -> list[nn.Module]:
+    """The encoder's conv-pool blocks, ``channels`` in, ``widths.encoder`` out (each halves
+    the side), with the encoder attention switches inserted before each pool."""
+    blocks: list[nn.Module] = []
+    ch = channels
+    for f in widths.encoder:
+        blocks.append(ConvPoolBlock(ch, f, attention_layers(f, cbam=att.cbam_encoder,
+                                                            eca=att.eca_encoder)))
+        ch = f
+    return blocks
+
+
 class ConvUpBlock(nn.Sequential):
     """Conv3x3(relu) -> Conv3x3(relu) -> [attention] -> nearest 2x up:
     ``(B, in, H, W) -> (B, out, 2H, 2W)``. The last module is always the upsampling."""
@@ -304,12 +316,8 @@ class Generator(PatchGenerator):
         widths = widths_for(n, n_filters_scale)
         self.widths = widths
         self.output_mode = output_mode
-        blocks: list[nn.Module] = []
-        ch = channels
-        for f in widths.encoder:
-            extra = attention_layers(f, cbam=att.cbam_encoder, eca=att.eca_encoder)
-            blocks.append(ConvPoolBlock(ch, f, extra))
-            ch = f
+        blocks = encoder_blocks(channels, widths, att)
+        ch = widths.encoder[-1]
         self.encoder = nn.Sequential(*blocks)
         self.bottleneck = nn.Sequential(*attention_layers(ch, cbam=att.cbam_bottleneck, eca=False))
         first_act, second_act = head_activations(output_mode, amp_activation)

@@ -26,10 +26,10 @@ from torch import nn
 from ptychodus_pinn_torch.model.generators.attention import AttentionSwitches, attention_layers
 from ptychodus_pinn_torch.model.generators.base import GeneratorSettings, PatchGenerator
 from ptychodus_pinn_torch.model.generators.cnn import (
-    ConvPoolBlock,
     ConvUpBlock,
     DecoderLast,
     Widths,
+    encoder_blocks,
     head_activations,
     widths_for,
 )
@@ -81,12 +81,8 @@ class UNet(PatchGenerator):
         widths = widths_for(n, n_filters_scale)
         self.widths = widths
         self.output_mode = output_mode
-        blocks: list[nn.Module] = []
-        ch = channels
-        for f in widths.encoder:
-            extra = attention_layers(f, cbam=att.cbam_encoder, eca=att.eca_encoder)
-            blocks.append(ConvPoolBlock(ch, f, extra))
-            ch = f
+        blocks = encoder_blocks(channels, widths, att)
+        ch = widths.encoder[-1]
         self.encoder = nn.ModuleList(blocks)
         self.bottleneck = nn.Sequential(*attention_layers(ch, cbam=att.cbam_bottleneck, eca=False))
         first_act, second_act = head_activations(output_mode, amp_activation)
