@@ -270,7 +270,6 @@ def test_object_view_and_screenshots_are_not_blank(gui_run: dict[str, Any]) -> N
         assert shots[name]["window_stats"]["std"] > 5.0, shots[name]
         if gui_run["_platform"] == "xcb" and "x11_stats" in shots[name]:
             assert shots[name]["x11_stats"]["std"] > 5.0
-    assert gui_run["_wall_s"] < 300  # 75-150 s on 2 cores shared by 8 users (load 6-10)
 
 
 def test_stop_button_ends_a_long_training_promptly(gui_run: dict[str, Any]) -> None:
