@@ -49,3 +49,31 @@ def test_intensity_scale_from_the_archive_or_nphotons() -> None:
     )
     scaled = import_tf_archive(FIXTURE / "tf_wts.h5.zip", _probe(), nphotons=4e6)
     assert scaled.intensity_scale == pytest.approx(np.sqrt(4e6) / 32, rel=1e-6)
+
+
+def test_probe_saved_in_the_archive_needs_no_probe_argument(tmp_path: Path) -> None:
+    """ARCH-260 on the TensorFlow fixture: TF 2.21 / Keras 3.15 saved no probe (its
+    ProbeIllumination-style raw tf.Variable is untracked, like the fixture's empty
+    ``layers/intensity_scaler/vars``), so the import needs a probe; with the autoencoder's probe
+    added as Keras 2 saves it, the import takes it from there and still reproduces TF."""
+    from ptychodus_pinn_torch.conformance.test_tf_import import (
+        _add_autoencoder,
+        _upstream_normalized,
+    )
+
+    tf = np.load(FIXTURE / "tf_forward.npz")
+    with pytest.raises(ValueError, match="--probe"):
+        import_tf_archive(FIXTURE / "tf_wts.h5.zip", nphotons=float(tf["nphotons"]))
+    archive = tmp_path / "tf_wts.h5.zip"
+    archive.write_bytes((FIXTURE / "tf_wts.h5.zip").read_bytes())
+    stored = _upstream_normalized(_probe(), 4.0)
+    _add_autoencoder(archive, stored)
+    bundle = import_tf_archive(archive, nphotons=float(tf["nphotons"]))
+    np.testing.assert_allclose(bundle.probe, stored, rtol=0, atol=1e-7)
+    model = bundle.model.eval()
+    x = torch.from_numpy(tf["x"].transpose(0, 3, 1, 2))
+    with torch.no_grad():
+        amp, phase = model.generator(x / torch.exp(model.log_scale))
+    np.testing.assert_allclose(amp.numpy().transpose(0, 2, 3, 1), tf["amp"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(phase.numpy().transpose(0, 2, 3, 1), tf["phase"], rtol=0,
+                               atol=1e-5)

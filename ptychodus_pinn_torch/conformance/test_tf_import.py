@@ -268,3 +268,127 @@ def test_ptychodus_load_model_converts_a_tf_archive(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got.probe, expected.probe)
     for key, value in source.generator.state_dict().items():
         torch.testing.assert_close(got.model.generator.state_dict()[key], value, rtol=0, atol=0)
+
+
+# --- ARCH-260: the probe saved in the archive ---------------------------------------------------
+
+
+def _add_autoencoder(path: Path, probe: np.ndarray | None) -> None:
+    """Add ``autoencoder/model.keras`` to the TF archive at ``path``: upstream's autoencoder
+    holds the ``ProbeIllumination`` layer (registered as ``ptycho>ProbeIllumination``). With a
+    ``probe`` its weights hold it at ``layers/probe_illumination/vars/0`` as (1, N, N, 1)
+    complex64 (what Keras 2 saves for the layer's tracked tf.Variable); with None the group is
+    empty (Keras 3 does not track the variable)."""
+    layers = [
+        {"module": "keras.layers", "class_name": "InputLayer", "name": "input",
+         "config": {"name": "input", "batch_shape": [None, 64, 64, 1]}, "inbound_nodes": []},
+        {"module": None, "class_name": "ProbeIllumination", "registered_name":
+         "ptycho>ProbeIllumination", "name": "probe_illumination",
+         "config": {"name": "probe_illumination", "N": 64},
+         "inbound_nodes": [{"args": [[{"class_name": "__keras_tensor__",
+                                       "config": {"keras_history": ["input", 0, 0]}}]],
+                            "kwargs": {}}]},
+    ]
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as h5:
+        group = h5.create_group("layers/probe_illumination/vars")
+        if probe is not None:
+            group["0"] = probe.astype(np.complex64)[None, :, :, None]
+    keras_file = io.BytesIO()
+    with zipfile.ZipFile(keras_file, "w") as zf:
+        zf.writestr("config.json", json.dumps({"class_name": "Functional",
+                                               "config": {"layers": layers}}))
+        zf.writestr("model.weights.h5", weights.getvalue())
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("autoencoder/model.keras", keras_file.getvalue())
+        zf.writestr("autoencoder/params.dill", b"\x80\x05 not a pickle: never opened")
+
+
+def _upstream_normalized(probe: np.ndarray, probe_scale: float = 10.0) -> np.ndarray:
+    """``P / (probe_scale * mean|disk * P|)`` as upstream stores it (legacy probe_scale 10)."""
+    n = probe.shape[0]
+    r = np.hypot(*(np.mgrid[:n, :n] - n // 2 + 0.5))
+    return (probe / (probe_scale * np.mean(np.abs((r < n // 4) * probe)))).astype(np.complex64)
+
+
+@pytest.mark.spec("ARCH-260")
+def test_probe_taken_from_the_archive(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = ModelConfig(N=64, gridsize=2, n_filters_scale=1)
+    stored = _upstream_normalized(_probe() * np.exp(0.3j))
+    _keras_archive(build_model(cfg, probe=_probe(), intensity_scale=1.0), cfg,
+                   tmp_path / "tf.zip")
+    _add_autoencoder(tmp_path / "tf.zip", stored)
+    archive = read_tf_archive(tmp_path / "tf.zip")
+    assert archive.probe_member == "autoencoder/model.keras"
+    np.testing.assert_array_equal(archive.probe, stored)
+    bundle = import_tf_archive(tmp_path / "tf.zip", nphotons=1e6)
+    # kept exactly as upstream normalized it (probe_scale 10 recovered, not renormalized to 4)
+    np.testing.assert_allclose(bundle.probe, stored, rtol=0, atol=1e-7)
+    assert bundle.model_config.probe_scale == pytest.approx(10.0, rel=1e-5)
+    assert bundle.extra["imported_from"]["probe_from"] == "archive autoencoder/model.keras"
+    # --probe still overrides it (normalized as ours: mean|disk * P| = 1/4)
+    given = import_tf_archive(tmp_path / "tf.zip", _probe(), nphotons=1e6)
+    assert not np.allclose(given.probe, stored)
+    out = tmp_path / "wts.h5.zip"
+    assert main(["import-tf", str(tmp_path / "tf.zip"), "--out", str(out),
+                 "--nphotons", "1e6"]) == 0
+    assert "probe from archive autoencoder/model.keras" in capsys.readouterr().out
+    np.testing.assert_allclose(load_archive(out).probe, stored, rtol=0, atol=1e-7)
+
+
+@pytest.mark.spec("ARCH-260")
+def test_archive_without_a_saved_probe_needs_probe(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = ModelConfig(N=64, gridsize=1, n_filters_scale=1)
+    _keras_archive(build_model(cfg, probe=_probe(), intensity_scale=1.0), cfg,
+                   tmp_path / "tf.zip")
+    _add_autoencoder(tmp_path / "tf.zip", None)  # Keras 3: empty vars group
+    assert read_tf_archive(tmp_path / "tf.zip").probe is None
+    with pytest.raises(ValueError, match="--probe"):
+        import_tf_archive(tmp_path / "tf.zip", nphotons=1e6)
+    rc = main(["import-tf", str(tmp_path / "tf.zip"), "--out", str(tmp_path / "w.zip"),
+               "--nphotons", "1e6"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--probe" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w.zip").exists()
+    # a probe of the wrong shape in the weights is refused, not reshaped
+    _keras_archive(build_model(cfg, probe=_probe(), intensity_scale=1.0), cfg,
+                   tmp_path / "odd.zip")
+    _add_autoencoder(tmp_path / "odd.zip", np.ones((64, 32), np.complex64))
+    with pytest.raises(ArchiveError, match="shape"):
+        read_tf_archive(tmp_path / "odd.zip")
+
+
+@pytest.mark.spec("HOST-260")
+def test_ptychodus_load_model_takes_the_archive_probe(tmp_path: Path) -> None:
+    """Load Model... of a TF archive that saved its probe needs no product loaded."""
+    from ptychodus.model.core import ModelCore
+
+    from ptychodus_pinn_torch.host import install as install_mod
+    from ptychodus_pinn_torch.host import plugins
+
+    cfg = ModelConfig(N=64, gridsize=1, n_filters_scale=1)
+    source = build_model(cfg, probe=_probe(), intensity_scale=1.0)
+    tf_zip = tmp_path / "tf" / "wts.h5.zip"
+    tf_zip.parent.mkdir()
+    _keras_archive(source, cfg, tf_zip)
+    stored = _upstream_normalized(_probe())
+    _add_autoencoder(tf_zip, stored)
+    algorithm = "ptychopinn-pytorch_pinn"
+    plugins.reset_plugin_manager()
+    install_mod.install(gui=False)
+    with ModelCore() as core:
+        api = core.processing_core.processing_api
+        library = install_mod.libraries_of(api)[0]
+        library.training_settings["NumPhotons"].set_value(4e6)
+        api.load_model_from_file(tf_zip, algorithm=algorithm)  # no product loaded
+        assert library.reconstructor("PINN").is_model_loaded()
+        saved = tmp_path / "model.zip"
+        api.save_model_to_file(saved, algorithm=algorithm)
+    got = load_archive(saved)
+    np.testing.assert_allclose(got.probe, stored, rtol=0, atol=1e-7)
+    assert got.intensity_scale == pytest.approx(np.sqrt(4e6) / 32, rel=1e-6)
+    assert got.extra["imported_from"]["probe_from"] == "archive autoencoder/model.keras"
+    for key, value in source.generator.state_dict().items():
+        torch.testing.assert_close(got.model.generator.state_dict()[key], value, rtol=0, atol=0)

@@ -14,14 +14,19 @@ torch's OIHW by a transpose (both are cross-correlations with symmetric 'same' p
 
 The intensity scale is data-independent upstream: ``sqrt(nphotons) / (N/2)`` from
 ``nphotons``, else the archive's ``model.h5`` attribute (under Keras 3 the trainable
-``log_scale`` is an untracked tf.Variable, so its initial value is what the model used). The
-probe lives only in upstream's pickled ``params.dill``, so it is taken from a scan file.
+``log_scale`` is an untracked tf.Variable, so its initial value is what the model used).
+
+The probe is the one saved with the autoencoder's ``ProbeIllumination`` layer when the archive
+holds it (Keras 2 saves it; ``engine.keras_archive``), kept exactly as upstream normalized it
+(``probe_scale`` is set to ``1 / mean|disk * P|`` so that our normalization is the identity);
+a probe passed by the caller (a scan's ``probeGuess``) overrides it and is normalized as ours.
+Keras 3 archives save no probe: then the caller must pass one.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -198,23 +203,53 @@ def _targets(net: ImportedNetwork) -> dict[str, str]:
     return out
 
 
+#: what a user is told to pass when the archive saved no probe (CLI flag and ptychodus' way)
+NO_PROBE_HINT = ("pass --probe SCAN.npz, a scan whose probeGuess the TF model was trained with")
+
+
+def probe_scale_of(probe: np.ndarray) -> float:
+    """``1 / mean|disk(N/4) * P|`` of an ``(N, N)`` probe normalized by upstream: the
+    ``probe_scale`` under which our normalization leaves it unchanged."""
+    from ptychodus_pinn_torch.physics.masks import disk_mask
+
+    n = probe.shape[-1]
+    mean = float(np.mean(np.abs(disk_mask(n).numpy() * probe)))
+    if not (math.isfinite(mean) and mean > 0):
+        raise ArchiveError("the archive's probe is zero inside the N/4 disk; "
+                           + NO_PROBE_HINT)
+    return 1.0 / mean
+
+
 def import_tf_model(
-    archive: TFArchive, probe: np.ndarray, *, nphotons: float | None = None
+    archive: TFArchive, probe: np.ndarray | None = None, *, nphotons: float | None = None
 ) -> ModelBundle:
     """Our model bundle with the TF model's weights.
 
     Args:
         archive: from :func:`~ptychodus_pinn_torch.engine.keras_archive.read_tf_archive`.
-        probe: ``(N, N)`` complex probe the TF model was trained with (normalized as ours is).
+        probe: ``(N, N)`` complex probe the TF model was trained with (normalized as ours is);
+            None takes the probe the archive saved (``archive.probe``, kept as stored).
         nphotons: photons per pattern: ``intensity_scale = sqrt(nphotons) / (N/2)``; None uses
             the archive's ``model.h5`` ``intensity_scale``.
 
     Raises:
         ArchiveError / ValueError: the graph or a kernel shape is not upstream's, no intensity
-            scale is available, or the probe does not match N.
+            scale is available, no probe is given or saved (the message names ``--probe``),
+            or the probe does not match N.
     """
     net = analyse(archive.model)
     cfg = net.model_config
+    if probe is None and archive.probe is None:
+        raise ValueError(
+            f"{archive.member}: the archive saved no probe (Keras 3 does not save upstream's "
+            "ProbeIllumination variable; only the pickled params hold it, never read); "
+            + NO_PROBE_HINT)
+    from_archive = probe is None
+    if from_archive:
+        probe = archive.probe
+        assert probe is not None
+        if probe.shape == (cfg.N, cfg.N):
+            cfg = replace(cfg, probe_scale=probe_scale_of(probe))
     if nphotons is not None:
         if not (math.isfinite(nphotons) and nphotons > 0):
             raise ValueError(f"--nphotons must be a number > 0, got {nphotons!r}")
@@ -229,7 +264,7 @@ def import_tf_model(
     probe = np.asarray(probe)
     if probe.shape != (cfg.N, cfg.N):
         raise ValueError(f"probe is {probe.shape}, the TF model needs ({cfg.N}, {cfg.N})")
-    model = build_model(cfg, probe=probe, intensity_scale=scale)
+    model = build_model(cfg, probe=probe, intensity_scale=scale, probe_normalized=from_archive)
     state = model.state_dict()
     targets = _targets(net)
     missing = sorted(
@@ -258,12 +293,14 @@ def import_tf_model(
         probe=model.probe.detach().cpu().numpy().astype(np.complex64),
         extra={"imported_from": {"backend": "tensorflow", "member": archive.member,
                                  "intensity_scale_from": "nphotons" if nphotons else "model.h5",
-                                 "nphotons": nphotons}},
+                                 "nphotons": nphotons,
+                                 "probe_from": (f"archive {archive.probe_member}"
+                                                if from_archive else "given")}},
     )
 
 
 def import_tf_archive(
-    path: str | Path, probe: np.ndarray, *, nphotons: float | None = None
+    path: str | Path, probe: np.ndarray | None = None, *, nphotons: float | None = None
 ) -> ModelBundle:
     """:func:`import_tf_model` of the archive at ``path``."""
     return import_tf_model(read_tf_archive(path), probe, nphotons=nphotons)

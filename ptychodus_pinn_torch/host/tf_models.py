@@ -1,9 +1,10 @@
-"""Load Model... with a TensorFlow PtychoPINN archive (HOST-170): the archive is converted in
-memory by :mod:`ptychodus_pinn_torch.engine.tf_import` with the probe of the loaded product and
-the NumPhotons setting; nothing is written next to it.
+"""Load Model... with a TensorFlow PtychoPINN archive (HOST-170, HOST-260): the archive is
+converted in memory by :mod:`ptychodus_pinn_torch.engine.tf_import` with the NumPhotons setting;
+nothing is written next to it.
 
-The TF archive keeps its probe only in pickled params that we never unpickle, so a product
-(with the probe the TF model was trained with) must be loaded in ptychodus first.
+The probe is the one the archive saved with its ``ProbeIllumination`` layer (Keras 2 archives);
+a Keras 3 archive saves none (upstream keeps it then only in pickled params, never unpickled),
+and the probe of the loaded product is used, so such a product must be loaded first.
 """
 
 from __future__ import annotations
@@ -60,28 +61,35 @@ def is_tf_archive(path: Path) -> bool:
 
 def import_tf_model_file(path: Path, probe_source: ProbeSource | None,
                          nphotons: float) -> ModelBundle:
-    """Convert the TF archive at ``path`` in memory with the loaded product's probe and
-    ``nphotons`` (photons per pattern: intensity scale ``sqrt(nphotons) / (N/2)``).
+    """Convert the TF archive at ``path`` in memory with ``nphotons`` (photons per pattern:
+    intensity scale ``sqrt(nphotons) / (N/2)``) and the probe the archive saved, else the
+    loaded product's probe.
 
-    Raises ValueError (one line) when no product with a probe is loaded, or the probe's size
-    differs from the TF model's N (the converter's message).
+    Raises ValueError (one line) when the archive saved no probe and no product with a probe
+    is loaded, or the probe's size differs from the TF model's N (the converter's message).
     """
-    from ptychodus_pinn_torch.engine.tf_import import import_tf_archive
+    from ptychodus_pinn_torch.engine.keras_archive import read_tf_archive
+    from ptychodus_pinn_torch.engine.tf_import import import_tf_model
 
-    found = None if probe_source is None else probe_source()
-    if found is None:
-        raise ValueError(
-            f"{path} is a TensorFlow PtychoPINN model; its probe is stored only in pickled "
-            "params we never read, so load the product (scan with its probe) the model was "
-            "trained on first, then Load Model... again (or convert it with `pinn-torch "
-            "import-tf`)"
-        )
-    probe, product = found
-    bundle = import_tf_archive(path, probe, nphotons=float(nphotons))
-    bundle.extra["imported_from"]["probe_from"] = f"ptychodus product {product!r}"
+    archive = read_tf_archive(path)
+    probe, origin = None, f"the archive's {archive.probe_member}"
+    if archive.probe is None:
+        found = None if probe_source is None else probe_source()
+        if found is None:
+            raise ValueError(
+                f"{path} is a TensorFlow PtychoPINN model saved without its probe (Keras 3 "
+                "keeps it only in pickled params we never read), so load the product (scan "
+                "with its probe) the model was trained on first, then Load Model... again (or "
+                "convert it with `pinn-torch import-tf --probe SCAN.npz`)"
+            )
+        probe, product = found
+        origin = f"product {product!r}"
+    bundle = import_tf_model(archive, probe, nphotons=float(nphotons))
+    if probe is not None:
+        bundle.extra["imported_from"]["probe_from"] = f"ptychodus {origin}"
     logger.info(
         "converted the TensorFlow model %s in memory (N=%d, gridsize=%d) with the probe of "
-        "product %r and NumPhotons=%g (intensity scale %.6g); Save Model... writes it as a "
-        "PtychoPINN-PyTorch archive", path, bundle.N, bundle.gridsize, product, nphotons,
+        "%s and NumPhotons=%g (intensity scale %.6g); Save Model... writes it as a "
+        "PtychoPINN-PyTorch archive", path, bundle.N, bundle.gridsize, origin, nphotons,
         bundle.intensity_scale)
     return bundle
