@@ -422,7 +422,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if run_.archive is None or run_.history is None:
         if tracker is not None:
-            tracker.end("FAILED")
+            tracker.end("KILLED" if run_.signal_name else "FAILED")
+        if run_.signal_name is not None:  # CFG-262: a signal's conventional status
+            print(f"pinn-torch train: stopped by {run_.signal_name} before the first epoch "
+                  "finished; no model was written", file=sys.stderr)
+            return signal_exit_status(run_.signal_name)
         raise ValueError(
             "no epoch finished, so there is no trained model to keep; "
             + (result.stopped or "check the data")
@@ -436,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"MLflow run {tracker.run_id}: the model is runs:/{tracker.run_id}/model",
               file=sys.stderr)
     summary = summarize(result.history)
-    if result.stopped:
+    if result.stopped and run_.signal_name is None:
         print(f"pinn-torch train: {result.stopped}", file=sys.stderr)
     test_text = "" if result.test_loss is None else f", test loss {result.test_loss:.6g}"
     print(
@@ -445,4 +449,17 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['last_loss']:.6g}{test_text}; wrote {run_.archive}, "
         f"{run_.history}, {args.out / 'loss.png'}"
     )
+    if run_.signal_name is not None:  # CFG-262: saved, then the signal's conventional status
+        print(f"pinn-torch train: stopped by {run_.signal_name} after epoch "
+              f"{summary['epochs_run']}; the model of the last finished epoch is in "
+              f"{run_.archive}", file=sys.stderr)
+        return signal_exit_status(run_.signal_name)
     return 0
+
+
+def signal_exit_status(name: str) -> int:
+    """The shell's status of a process ended by signal ``name``: 128 + its number (SIGINT 130,
+    SIGTERM 143)."""
+    import signal
+
+    return 128 + int(signal.Signals[name])

@@ -59,6 +59,7 @@ class TrainingRun:
     archive / history: the files written (None on ranks > 0 and when no epoch finished).
     checkpoint_dir: the folder holding ``checkpoint.pt``.
     seconds: wall time of the training, data loading included.
+    signal_name: "SIGTERM" / "SIGINT" when a signal stopped the training (ENG-126), else None.
     """
 
     result: TrainResult
@@ -66,6 +67,7 @@ class TrainingRun:
     history: Path | None
     checkpoint_dir: Path
     seconds: float
+    signal_name: str | None = None
 
 
 def checkpoint_dir_of(out_dir: Path) -> Path:
@@ -225,10 +227,10 @@ def run_training(
             result.stopped = f"{stop.signal_name}: {result.stopped}"
         seconds = time.perf_counter() - t0
         if not result.history:
-            return TrainingRun(result, None, None, ckpt_dir, seconds)
+            return TrainingRun(result, None, None, ckpt_dir, seconds, stop.signal_name)
         archive, history = write_outputs(result.bundle, result.history, result.stopped,
                                          result.test_loss, result.device)
-    return TrainingRun(result, Path(archive), history, ckpt_dir, seconds)
+    return TrainingRun(result, Path(archive), history, ckpt_dir, seconds, stop.signal_name)
 
 
 def write_resolved_config(path: Path, config: EngineConfig) -> Path:
