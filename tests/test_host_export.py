@@ -24,7 +24,8 @@ def test_export_is_the_contract_and_reads_back(scan, tmp_path: Path) -> None:  #
     path = export.export_training_npz(tmp_path / "exported.data", ri)  # no .npz suffix added
     assert path == tmp_path / "exported.data" and path.is_file()
     with np.load(path, allow_pickle=False) as z:
-        assert sorted(z.files) == sorted(conversion.CONTRACT_KEYS)
+        assert sorted(z.files) == sorted((*conversion.CONTRACT_KEYS, "bad_pixels"))
+        np.testing.assert_array_equal(z["bad_pixels"], ri.bad_pixels)  # HOST-261
         diff3d, probe, obj = z["diff3d"], z["probeGuess"], z["objectGuess"]
         x, y = z["xcoords"], z["ycoords"]
         assert diff3d.dtype == np.float32 and diff3d.shape == (16, 64, 64)
@@ -59,6 +60,7 @@ def test_export_is_the_contract_and_reads_back(scan, tmp_path: Path) -> None:  #
     raw = RawData.from_file(path)
     assert raw.n_positions == 16 and raw.N == 64
     np.testing.assert_array_equal(raw.diff3d, diff3d)  # read as amplitude, not sqrt'd again
+    np.testing.assert_array_equal(raw.bad_pixels, ri.bad_pixels)
     np.testing.assert_array_equal(raw.xcoords, x)
 
 
@@ -97,7 +99,7 @@ def test_training_inputs_from_standard_layout(scan, tmp_path: Path) -> None:  # 
     direct = tmp_path / "direct.npz"
     export.export_training_npz(direct, scan.reconstruct_input())
     with np.load(train) as a, np.load(direct) as b:
-        for key in conversion.CONTRACT_KEYS:
+        for key in (*conversion.CONTRACT_KEYS, *conversion.OPTIONAL_KEYS):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     # an exported train/test pair wins over the batch files
     (folder / "train_data.npz").write_bytes(direct.read_bytes())

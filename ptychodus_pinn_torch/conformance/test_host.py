@@ -655,3 +655,56 @@ def test_batch_reconstruct_without_model_is_one_line(ours: None, scan: Any, tmp_
     finally:
         install_mod.uninstall()
         plugins.reset_plugin_manager()
+
+
+@pytest.mark.spec("HOST-261")
+def test_reconstruct_in_ptychodus_leaves_bad_pixels_out(ours: None, tmp_path: Path) -> None:
+    """Reconstruct in a real ModelCore on data with bad pixels refines with the mask, exactly
+    as the engine does on the same files read by ``pinn-torch reconstruct`` (RawData with
+    ``bad_pixels``), and not as it would on the inpainted patterns alone; the training export
+    carries the mask."""
+    from ptychodus.model.core import ModelCore
+
+    from ptychodus_pinn_torch.conformance.helpers import tiny_engine
+    from ptychodus_pinn_torch.data import RawData
+    from ptychodus_pinn_torch.engine.archive import load_archive
+    from ptychodus_pinn_torch.engine.inference import reconstruct
+    from ptychodus_pinn_torch.engine.run import run_training
+    from ptychodus_pinn_torch.host import install as install_mod
+    from ptychodus_pinn_torch.host.sample_data import write_standard_layout
+
+    sim = simulate_scan(n_side=5, step_px=6.0, bad_pixel_count=300, seed=261)
+    folder = write_standard_layout(tmp_path / "scan", sim)
+    raw = RawData.from_file(folder)  # the CLI's reader
+    mask = np.asarray(sim.reconstruct_input().bad_pixels, bool)
+    assert raw.bad_pixels is not None and np.array_equal(raw.bad_pixels, mask)
+    run_training(raw, tiny_engine(1, model={"n_filters_scale": 1}), tmp_path / "run")
+    archive = tmp_path / "run" / "wts.h5.zip"
+    algorithm = "ptychopinn-pytorch_pinn"
+    plugins.reset_plugin_manager()
+    install_mod.install(gui=False)
+    with ModelCore() as core:
+        api = core.processing_core.processing_api
+        library = install_mod.libraries_of(api)[0]
+        library.execution_settings["RefineEpochs"].set_value(3)
+        library.execution_settings["Device"].set_value("cpu")
+        diffraction = core.workflow_api.load_assembled_diffraction_data(folder / "diffraction.h5")
+        product = core.workflow_api.load_product(folder / "product.h5", diffraction=diffraction)
+        api.load_model_from_file(archive, algorithm=algorithm)
+        got = product.reconstruct_local(algorithm=algorithm, block=True).get_product()
+        host = np.asarray(got.object_.get_array()[0])
+        exported = tmp_path / "export.npz"
+        library.reconstructor("PINN").export_training_data(exported, sim.reconstruct_input())
+    bundle = load_archive(archive)
+    masked = reconstruct(bundle, raw, refine_epochs=3, device="cpu", keep_patches=False).object
+    bare = RawData(raw.xcoords, raw.ycoords, None, None, raw.diff3d, raw.probeGuess,
+                   raw.scan_index, raw.objectGuess, diffraction_kind="amplitude")
+    unmasked = reconstruct(bundle, bare, refine_epochs=3, device="cpu", keep_patches=False).object
+    scale = float(np.abs(masked).max())
+    host_vs_masked = float(np.abs(host - masked).max()) / scale
+    masked_vs_unmasked = float(np.abs(masked - unmasked).max()) / scale
+    assert host_vs_masked < 1e-4, host_vs_masked
+    assert masked_vs_unmasked > 100 * max(host_vs_masked, 1e-6), masked_vs_unmasked
+    with np.load(exported) as z:
+        np.testing.assert_array_equal(z["bad_pixels"], mask)
+    assert np.array_equal(RawData.from_file(exported).bad_pixels, mask)

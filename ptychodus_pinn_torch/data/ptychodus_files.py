@@ -164,6 +164,9 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
         xcoords=x, ycoords=y, xcoords_start=x.copy(), ycoords_start=y.copy(), diff3d=amplitude,
         probeGuess=probe_arr.astype(np.complex64), objectGuess=obj,
         scan_index=np.zeros(count, dtype=np.int64),
+        # PHYS-170: the mask travels with the (inpainted) amplitudes, so the losses and the
+        # refinement leave those pixels out (HOST-261)
+        bad_pixels=mask if mask is not None and mask.any() else None,
         diffraction_kind="amplitude", source=source,
     )
 
@@ -326,6 +329,9 @@ def stream_standard_files(path: Path) -> tuple[ScanArrays, PatternStream]:
     )
     if files.photons > 0:
         scan.metadata["probe_photon_count"] = files.photons
+    mask = None if files.bad is None else np.asarray(files.bad, dtype=bool)
+    if mask is not None and mask.any() and mask.shape == tuple(files.shape[1:]):
+        scan = replace(scan, bad_pixels=mask)  # PHYS-170: losses and refinement skip them
     stream = PatternStream(shape=(files.keep.size, n, files.shape[2]), dtype=np.dtype("float32"),
                            kind="amplitude", chunks=lambda rows: _pattern_chunks(files, rows))
     return scan, stream

@@ -22,16 +22,20 @@ from ptychodus_pinn_torch.data.ptychodus_files import ObjectGrid, scan_from_ptyc
 
 __all__ = [
     "CONTRACT_KEYS",
+    "OPTIONAL_KEYS",
     "losses_from_history",
     "object_on_input_grid",
     "output_product",
     "scan_arrays_from_input",
 ]
 
-#: keys written to a training NPZ. ``bad_pixels`` is deliberately absent: its presence marks
-#: ptychodus' own (intensity) export layout, which readers convert with a sqrt.
+#: keys always written to a training NPZ.
 CONTRACT_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start", "diff3d",
                  "probeGuess", "objectGuess", "scan_index")
+#: written as well when the detector has bad pixels: the ``(N, N)`` bool mask (True = bad),
+#: so training and refinement leave them out (PHYS-170, HOST-261). The readers tell this file
+#: from ptychodus' intensity export by its ``(N, N)`` probe (DATA-005), not by this key.
+OPTIONAL_KEYS = ("bad_pixels",)
 
 
 def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray]:
@@ -49,7 +53,9 @@ def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray
         ``xcoords_start``/``ycoords_start`` the same values;
       - ``probeGuess`` (N, N) complex64: incoherent mode 0 of the probe without OPR modes;
       - ``objectGuess`` (H, W) complex64: layer 0 of the input object;
-      - ``scan_index`` (M,) int64 zeros (one object).
+      - ``scan_index`` (M,) int64 zeros (one object);
+      - ``bad_pixels`` (N, N) bool, only when some detector pixel is bad (the inpainted values
+        stay in ``diff3d`` for the network; losses and refinement leave them out).
 
     Raises ValueError naming the array and the fix for non-square patterns, a pattern/position
     count mismatch, a probe whose size differs from the patterns, or non-finite values.
@@ -68,7 +74,7 @@ def scan_arrays_from_input(parameters: ReconstructInput) -> dict[str, np.ndarray
         product.probes.get_probe_no_opr().get_array(), product.object_.get_layer(0),
         source="ptychodus",
     )
-    arrays = {key: getattr(scan, key) for key in CONTRACT_KEYS}
+    arrays = {key: getattr(scan, key) for key in (*CONTRACT_KEYS, *OPTIONAL_KEYS)}
     return {key: value for key, value in arrays.items() if value is not None}
 
 

@@ -15,7 +15,11 @@ from ptychodus.api.reconstruct import ReconstructInput
 
 from ptychodus_pinn_torch.data.npz_io import write_npz
 from ptychodus_pinn_torch.data.readers import read_scan_arrays
-from ptychodus_pinn_torch.host.conversion import CONTRACT_KEYS, scan_arrays_from_input
+from ptychodus_pinn_torch.host.conversion import (
+    CONTRACT_KEYS,
+    OPTIONAL_KEYS,
+    scan_arrays_from_input,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ def build_from_standard_layout(input_dir: Path, output_file: Path) -> Path:
     ``ptychodus-h5`` reader, which pairs patterns and positions the way ptychodus'
     ``prepare_reconstruct_input`` does and converts like :func:`export_training_npz`."""
     scan = read_scan_arrays(Path(input_dir), "ptychodus-h5")
-    arrays = {key: getattr(scan, key) for key in CONTRACT_KEYS if getattr(scan, key) is not None}
+    arrays = {key: getattr(scan, key) for key in (*CONTRACT_KEYS, *OPTIONAL_KEYS)
+              if getattr(scan, key) is not None}
     output_file = Path(output_file)
     write_npz(output_file, arrays, compress=False)
     logger.info("built %s (%d patterns of %dx%d pixels) from %s", output_file,

@@ -113,10 +113,10 @@ class PINNTorchReconstructor(TrainableReconstructor):
                 f"{self._bundle.N}x{self._bundle.N}; crop the patterns to {self._bundle.N} "
                 "pixels or train a model for this size"
             )
-        data = RawData.from_coords_without_pc(
-            xcoords=arrays["xcoords"], ycoords=arrays["ycoords"], diff3d=arrays["diff3d"],
-            probeGuess=arrays["probeGuess"], scan_index=arrays["scan_index"],
-            objectGuess=arrays["objectGuess"], diffraction_kind="amplitude",
+        data = RawData(  # bad_pixels: the refinement leaves them out (PHYS-170, HOST-261)
+            arrays["xcoords"], arrays["ycoords"], arrays["xcoords"], arrays["ycoords"],
+            arrays["diff3d"], arrays["probeGuess"], arrays["scan_index"], arrays["objectGuess"],
+            bad_pixels=arrays.get("bad_pixels"), diffraction_kind="amplitude",
         )
         values = self._settings.spec_values()
         execution = values["execution"]
