@@ -10,8 +10,10 @@ as ``X_network.png``). When the data's ``objectGuess`` is not constant it is tak
 ``X_vs_truth.png``, truth, network and refined object side by side (scanned region, aligned by
 ``ptychodus_pinn_torch.eval``) with amplitude and phase SSIM in the titles.
 ``--config FILE`` (JSON or YAML) holds the same settings by option name (``{"batch_size": 8,
-"refine_epochs": 2, "model": "...", ...}``); options given on the command line override it, and
-the settings used are written next to the output as ``OUT.config.json`` (CFG-111).
+"refine_epochs": 2, "model": "...", ...}``), or a TF-style spec ``InferenceConfig`` (its
+``model_path``, ``test_data_file``, ``output_dir``, sampling fields and ``model`` translated by
+:mod:`.reconstruct_config`, CFG-260); options given on the command line override it, and the
+settings used are written next to the output as ``OUT.config.json`` (CFG-111).
 """
 
 from __future__ import annotations
@@ -100,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads torch uses (0: $OMP_NUM_THREADS if set, else torch's default for "
         "the network and 1 for the refinement)",
     )
+    parser.add_argument("--n-subsample", type=int, default=None, metavar="M",
+                        help="reconstruct from M randomly drawn scan positions (upstream "
+                        "InferenceConfig.n_subsample; default: all)")
+    parser.add_argument("--subsample-seed", type=int, default=None,
+                        help="seed of the --n-subsample draw (InferenceConfig.subsample_seed)")
+    parser.add_argument("--neighbor-count", type=int, default=None, metavar="K",
+                        help="K nearest neighbours of a group at gridsize > 1 (default: the "
+                        "model's training value, else 4)")
     track_given(parser)
     parser.set_defaults(settings_options=parser)
 
@@ -111,8 +121,19 @@ def _settings_options(args: argparse.Namespace) -> dict[str, argparse.Action]:
 
 
 def run(args: argparse.Namespace) -> int:
+    model_fields: dict[str, Any] = {}  # ModelConfig fields a spec InferenceConfig gave
     if args.config is not None:
-        apply_settings_file(args.settings_options, args, args.config)
+        from ptychodus_pinn_torch.cli.config_file import read_document
+        from ptychodus_pinn_torch.cli.reconstruct_config import (
+            apply_inference_config,
+            inference_section,
+        )
+
+        section = inference_section(read_document(args.config))
+        if section is None:
+            apply_settings_file(args.settings_options, args, args.config)
+        else:
+            model_fields = apply_inference_config(args, section, args.config)
     for flag, value in (("--data", args.data), ("--out", args.out)):
         if value is None:
             raise ValueError(f"{flag} is required (on the command line or in --config FILE)")
@@ -122,6 +143,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--refine-epochs must be >= 0, got {args.refine_epochs}")
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: the default), got {args.threads}")
+    for flag, value in (("--n-subsample", args.n_subsample),
+                        ("--neighbor-count", args.neighbor_count)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.subsample_seed is not None and args.n_subsample is None:
+        raise ValueError("--subsample-seed acts only with --n-subsample M; add it or drop the "
+                         "seed")
     if not args.data.exists():
         raise FileNotFoundError(f"--data {args.data}: no such file or folder; pass a scan")
     if (args.model is None) == (args.mlflow_run is None):
@@ -165,15 +193,23 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_model_from_run(run_id, path=member, uri=args.mlflow_uri)
     else:
         bundle = load_archive(args.model)
+    if model_fields:  # CFG-260: the file's ModelConfig fields must be the archive's
+        from ptychodus_pinn_torch.cli.reconstruct_config import check_model_fields
+
+        check_model_fields(model_fields, bundle.model_config, args.config, str(args.model))
     if zipfile.is_zipfile(args.data):  # declared sizes and N before anything is inflated
         check_npz_file(args.data, limits, expected_n=bundle.N)
     data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)
+    if args.n_subsample is not None:
+        from ptychodus_pinn_torch.engine.session import subsample
+
+        data = subsample(data, args.n_subsample, args.subsample_seed)
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
         refine_epochs=args.refine_epochs, keep_patches=False, threads=args.threads or None,
         on_batch=ReconstructProgress(enabled=not args.no_progress),
         channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
-        bf16=args.bf16,
+        bf16=args.bf16, neighbor_count=args.neighbor_count,
         refine_options=RefineOptions(
             algorithm=args.refine_algorithm, noise=args.refine_noise,
             update_probe=args.refine_probe, correct_positions=args.refine_positions,

@@ -212,7 +212,7 @@ SPEC_TRAINING: Mapping[str, Field] = {
 }
 
 #: spec InferenceConfig (upstream ``ptycho.config.config.InferenceConfig``); read by
-#: ``engine.run.run_inference``.
+#: ``engine.run.run_inference`` and ``pinn-torch reconstruct --config`` (CFG-260).
 SPEC_INFERENCE: Mapping[str, Field] = {
     "model": acts("must match the archive's model configuration (a mismatch is an error "
                   "naming the field)", "gridsize=2", observe="inference"),
