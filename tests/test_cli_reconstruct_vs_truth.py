@@ -60,14 +60,25 @@ def test_truth_network_and_refined_side_by_side(setup: tuple[Path, object],
     np.testing.assert_allclose(printed, expected, atol=6e-4)
     # an untrained network knows nothing of the object; 10 refinement epochs recover it
     assert refined.amplitude_ssim > network.amplitude_ssim + 0.2, printed
+    # one line per refinement pass with its NLL and SSIM (ENG-014); the last is the saved object
+    epochs = re.findall(r"refinement epoch (\d+)/10: Poisson NLL (\S+) per pixel, SSIM against "
+                        r"objectGuess ([\d.]+) / ([\d.]+) \(amplitude / phase\)", out)
+    assert [int(e[0]) for e in epochs] == list(range(1, 11)), out
+    ssims = np.array([[float(e[2]), float(e[3])] for e in epochs])
+    np.testing.assert_allclose(ssims[-1], [refined.amplitude_ssim, refined.phase_ssim], atol=6e-4)
+    assert ssims[-1, 0] > ssims[0, 0] + 0.05, ssims  # the amplitude improves over the passes
+    nll = np.array([float(e[1]) for e in epochs])
+    assert nll[-1] < nll[0], nll
 
 
 def test_no_truth_picture_without_a_truth(setup: tuple[Path, object],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     folder, scan = setup
-    assert main([*_args(folder, "plain"), "--no-truth"]) == 0
+    assert main([*_args(folder, "plain"), "--no-truth", "--refine-epochs", "1"]) == 0
     assert not (folder / "plain_vs_truth.png").exists()
-    assert "SSIM" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SSIM" not in out
+    assert re.search(r"refinement epoch 1/1: Poisson NLL \S+ per pixel, [\d.]+s", out), out
     flat = type(scan).from_coords_without_pc(
         xcoords=scan.xcoords, ycoords=scan.ycoords, diff3d=scan.diff3d,
         probeGuess=scan.probeGuess, scan_index=scan.scan_index,

@@ -204,9 +204,14 @@ def run(args: argparse.Namespace) -> int:
         from ptychodus_pinn_torch.engine.session import subsample
 
         data = subsample(data, args.n_subsample, args.subsample_seed)
+    truth = None if args.no_truth else getattr(data, "objectGuess", None)
+    if truth is not None and not _is_structured(truth):
+        truth = None
     result = reconstruct(
         bundle, data, batch_size=args.batch_size, device=args.device, canvas=args.canvas,
         refine_epochs=args.refine_epochs, keep_patches=False, threads=args.threads or None,
+        on_refine_epoch=_print_refine_epoch,
+        refine_metric=None if truth is None else _truth_metric(data, truth),
         on_batch=ReconstructProgress(enabled=not args.no_progress),
         channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
         bf16=args.bf16, neighbor_count=args.neighbor_count,
@@ -241,8 +246,7 @@ def run(args: argparse.Namespace) -> int:
             plot_object(network_png, result.network_object, result.coverage,
                         title=f"{args.data.name} (network, before refinement)")
             written.append(str(network_png))
-        truth = None if args.no_truth else getattr(data, "objectGuess", None)
-        if truth is not None and result.on_data_grid and _is_structured(truth):
+        if truth is not None and result.on_data_grid:
             compare_png = args.png.with_name(f"{args.png.stem}_vs_truth.png")
             scores = _plot_against_truth(compare_png, result, data, truth)
             written.append(str(compare_png))
@@ -262,6 +266,32 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join([*written, str(settings_path)])
     )
     return 0
+
+
+def _print_refine_epoch(epoch: Any) -> None:
+    """One line per refinement pass: the Poisson NLL and, with a truth, the SSIM (ENG-014)."""
+    scores = ""
+    if epoch.metrics:
+        scores = (f", SSIM against objectGuess {epoch.metrics['amplitude_ssim']:.3f} / "
+                  f"{epoch.metrics['phase_ssim']:.3f} (amplitude / phase)")
+    print(f"refinement epoch {epoch.epoch}/{epoch.epochs}: Poisson NLL {epoch.nll:.6g} per "
+          f"pixel{scores}, {epoch.seconds:.2f}s", flush=True)
+
+
+def _truth_metric(data: Any, truth: np.ndarray) -> Any:
+    """Amplitude/phase SSIM of the object after each refinement pass against ``truth``
+    (the data's ``objectGuess``, (H, W) complex) in the scanned region, aligned as in
+    ``ptychodus_pinn_torch.eval``; the refined object is on the truth's grid."""
+    from ptychodus_pinn_torch.eval import evaluate, scanned_box
+
+    reference = np.asarray(truth)
+    box = scanned_box(np.asarray(data.xcoords), np.asarray(data.ycoords), reference.shape)
+
+    def metric(obj: np.ndarray) -> dict[str, float]:
+        ev = evaluate(obj, reference, box=box)
+        return {"amplitude_ssim": float(ev.amplitude_ssim), "phase_ssim": float(ev.phase_ssim)}
+
+    return metric
 
 
 def _is_structured(obj: np.ndarray) -> bool:

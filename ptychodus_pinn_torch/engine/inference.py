@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,7 @@ def reconstruct(
     neighbor_count: int | None = None,
     refine_options: RefineOptions | None = None,
     on_refine_epoch: Callable[[RefineEpoch], bool | None] | None = None,
+    refine_metric: Callable[[np.ndarray], Mapping[str, float]] | None = None,
     keep_patches: bool = True,
     threads: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
@@ -206,6 +207,9 @@ def reconstruct(
     refine_options: the solver and its settings (default: LSQML, ``RefineOptions()``).
     on_refine_epoch: progress of the refinement, called after each pass; returning True stops
         it (``refine_object``'s ``on_epoch``).
+    refine_metric: called with the ``(H, W)`` complex64 object (this result's grid) after
+        each refinement pass; its numbers go into ``RefineEpoch.metrics`` (e.g. SSIM against
+        a known truth; ``refine_object``'s ``metric``).
 
     threads: CPU threads of the network pass and of the refinement (>= 1); None: the phase
         defaults of ``engine.threads`` (ENG-205).
@@ -342,6 +346,7 @@ def reconstruct(
             step=refine_step,
             device=dev,
             on_epoch=on_refine_epoch,
+            metric=refine_metric,
             threads=threads,
             **(refine_options or RefineOptions()).as_kwargs(),  # type: ignore[arg-type]
         )
