@@ -60,3 +60,53 @@ def error_after_gain(obj: np.ndarray, truth: np.ndarray, centres: np.ndarray) ->
     a, t = obj[box].astype(np.complex128), truth[box].astype(np.complex128)
     gain = np.vdot(a, t) / np.vdot(a, a)
     return float(np.linalg.norm(gain * a - t) / np.linalg.norm(t))
+
+
+_LOAD_PEAK_SCRIPT = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from ptychodus_pinn_torch.data import paging
+from ptychodus_pinn_torch.data.raw_data import RawData
+
+def status_bytes(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(key)
+
+path, chunk = sys.argv[1], int(sys.argv[2])
+if chunk:
+    paging.CHUNK_BYTES = chunk
+before = status_bytes("VmRSS")
+raw = RawData.from_file(path)
+peak = status_bytes("VmHWM")
+result = raw.diff3d
+with np.load(path, allow_pickle=False) as z:
+    stored = z["diff3d"]
+expected = (np.sqrt(stored.astype(np.float64)).astype(np.float32) if stored.dtype.kind in "iu"
+            else stored.astype(np.float32))
+print(json.dumps({"before": before, "peak": peak, "result_bytes": int(result.nbytes),
+                  "equal": bool(result.dtype == np.float32 and np.array_equal(result, expected)),
+                  "mapped": paging.is_mapped(result), "writeable": bool(result.flags.writeable)}))
+"""
+
+
+def load_peak(path: Any, chunk_bytes: int = 0) -> dict[str, Any]:
+    """``RawData.from_file(path)`` in a fresh Python process (Linux ``/proc``): its resident set
+    before the call (``before``, bytes), the peak during it (``peak``, ``VmHWM``), the bytes of
+    the float32 ``diff3d`` returned (``result_bytes``), whether it equals numpy's ``np.load`` of
+    the member (``sqrt`` in float64 for integer counts; ``equal``), and whether it is a memory
+    map (``mapped``) or writeable. ``chunk_bytes`` > 0 sets ``paging.CHUNK_BYTES`` first."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", _LOAD_PEAK_SCRIPT, str(path), str(chunk_bytes)],
+                          env=env, check=True, capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -118,3 +118,28 @@ def test_empty_frames(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert "dropped 2 of 16 diffraction frames that are all zero (indices 0, 9" in caplog.text
     assert kept.n_positions == 14 and kept.metadata["dropped_empty_frames"] == 2
     np.testing.assert_array_equal(kept.ycoords, np.delete(raw.ycoords, [0, 9]))
+
+
+@pytest.mark.spec("DATA-240")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS from /proc")
+@pytest.mark.parametrize("variant", ["stored-float32", "deflated-float32", "stored-uint16"])
+def test_npz_load_holds_one_copy_of_the_patterns(tmp_path: Path, variant: str) -> None:
+    from ptychodus_pinn_torch.conformance.helpers import load_peak
+
+    m = 2000  # 32 MiB of float32 result, eight 4 MiB chunks
+    counts = np.random.default_rng(0).poisson(20.0, (m, N, N)).astype(np.uint16) + 1
+    storage, dtype = variant.split("-")
+    diff3d = counts if dtype == "uint16" else np.sqrt(counts).astype(np.float32)
+    path = tmp_path / "scan.npz"
+    method = zipfile.ZIP_STORED if storage == "stored" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", compression=method, compresslevel=1) as zf:
+        for key, value in {"xcoords": np.arange(m, dtype=float),
+                           "ycoords": np.arange(m, dtype=float), "diff3d": diff3d,
+                           "probeGuess": np.ones((N, N), np.complex64)}.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, value, allow_pickle=False)
+    r = load_peak(path, chunk_bytes=4 << 20)
+    result = m * N * N * 4
+    assert r["equal"] and r["result_bytes"] == result and not r["mapped"]
+    extra = r["peak"] - r["before"] - result
+    assert extra < 0.1 * result + (12 << 20), f"{extra / 2**20:.1f} MiB held besides the result"

@@ -54,10 +54,25 @@ PER_POSITION_KEYS = ("xcoords", "ycoords", "xcoords_start", "ycoords_start", "di
                      "scan_index", "Y")
 
 
+def take_rows(array: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The rows of ``array`` ``(M, ...)`` where the ``(M,)`` bool mask ``keep`` is True, as a new
+    in-memory array, read chunk by chunk (a memory map's pages are released after each)."""
+    out = np.empty((int(np.count_nonzero(keep)), *array.shape[1:]), array.dtype)
+    at = 0
+    for start, chunk in iter_chunks(array):
+        part = chunk[keep[start:start + chunk.shape[0]]]
+        out[at:at + part.shape[0]] = part
+        at += part.shape[0]
+    return out
+
+
 def take_positions(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
     """``arrays`` with its per-position entries (:data:`PER_POSITION_KEYS`) restricted to the
     ``(M,)`` mask ``keep``; other entries (probe, object, mask, metadata) unchanged."""
-    return {k: (v[keep] if k in PER_POSITION_KEYS and v is not None else v)
+    def take(v: Any) -> Any:
+        return take_rows(v, keep) if getattr(v, "ndim", 0) >= 3 else v[keep]
+
+    return {k: (take(v) if k in PER_POSITION_KEYS and v is not None else v)
             for k, v in arrays.items()}
 
 

@@ -8,37 +8,53 @@ Reading opens the archive with ``allow_pickle=False`` and reports object (pickle
 from __future__ import annotations
 
 import io
+import math
+import struct
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from ptychodus_pinn_torch.data import paging
 from ptychodus_pinn_torch.data.atomic_file import atomic_write
 from ptychodus_pinn_torch.data.errors import DataError
-from ptychodus_pinn_torch.data.npz_limits import DataLimits, check_npz_file
+from ptychodus_pinn_torch.data.npz_limits import (
+    MAX_NPY_HEADER_BYTES,
+    DataLimits,
+    check_npz_file,
+)
 
 #: zip timestamp written for every member (the earliest a zip can hold), for reproducible bytes.
 _FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def read_npz(path: str | Path, limits: DataLimits | None = None) -> dict[str, np.ndarray]:
-    """Read every array of an NPZ file into memory without unpickling.
+def read_npz(
+    path: str | Path, limits: DataLimits | None = None, *, map_stored: Collection[str] = (),
+) -> dict[str, np.ndarray]:
+    """Read every array of an NPZ file without unpickling.
 
     The members' declared shapes and sizes are checked first (:func:`npz_limits.check_npz_file`,
-    DATA-120), so a file that would not fit is refused before anything is inflated.
+    DATA-120), so a file that would not fit is refused before anything is inflated. A member
+    is read in pieces straight into its array (numpy's reader), never whole into a bytes
+    buffer first.
 
     Args:
         path: file to read.
         limits: size limits and memory budget (default :meth:`DataLimits.default`).
+        map_stored: keys whose member, when stored (not deflated) and in C order, is returned
+            as a read-only ``np.memmap`` of its bytes in the file (:func:`map_stored_member`,
+            DATA-240) instead of being read; deflated members are read as usual.
 
     Returns:
         ``{key: array}`` for every member, arrays as stored (any dtype except object).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        DataError: the file is not an NPZ (zip) archive, a member is unreadable, or a member
-            holds an object (pickled) array; declared sizes above ``limits``.
+        DataError: the file is not an NPZ (zip) archive, a member is unreadable or corrupt
+            (also a CRC mismatch of a mapped member), or a member holds an object (pickled)
+            array; declared sizes above ``limits``.
     """
     path = Path(path)
     if not path.is_file():
@@ -57,7 +73,9 @@ def read_npz(path: str | Path, limits: DataLimits | None = None) -> dict[str, np
     with archive:
         for key in archive.files:
             try:
-                arrays[key] = np.asarray(archive[key])
+                mapped = (map_stored_member(path, archive.zip.getinfo(f"{key}.npy"), key)
+                          if key in map_stored else None)
+                arrays[key] = mapped if mapped is not None else np.asarray(archive[key])
             except ValueError as exc:
                 if "pickle" in str(exc):
                     raise DataError(
@@ -71,6 +89,65 @@ def read_npz(path: str | Path, limits: DataLimits | None = None) -> dict[str, np
                     f"NPZ key {key!r} in {str(path)!r} is corrupt ({exc}); re-save the file"
                 ) from exc
     return arrays
+
+
+#: size of a zip local file header before the member's name and extra field (bytes).
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+
+
+def map_stored_member(path: Path, info: zipfile.ZipInfo, key: str) -> np.ndarray | None:
+    """A read-only memory map of the array in NPZ member ``info``, or None when the member is
+    deflated, encrypted, in Fortran order, empty or not a plain ``.npy`` (read it instead).
+
+    The member's CRC-32 is checked first in chunks whose pages are released after each
+    (:func:`paging.release_pages`), as ``zipfile`` checks it when reading, so the map costs no
+    resident memory until the array is read (DATA-240).
+
+    Args:
+        path: the NPZ file.
+        info: the member's entry in the zip's central directory.
+        key: the member's key (for messages).
+
+    Returns:
+        ``np.memmap``-backed array of the declared shape and dtype, or None.
+
+    Raises:
+        zipfile.BadZipFile: a bad local header or a CRC mismatch (:func:`read_npz` reports it
+            as a corrupt member).
+    """
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.file_size == 0:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(_LOCAL_HEADER.size)
+        if len(local) != _LOCAL_HEADER.size:
+            raise zipfile.BadZipFile(f"truncated local header of {info.filename}")
+        magic, name_len, extra_len = _LOCAL_HEADER.unpack(local)
+        if magic != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        fh.seek(start)
+        try:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh, max_header_size=MAX_NPY_HEADER_BYTES)
+        except (ValueError, EOFError):
+            return None  # numpy's reader reports it
+        data_at = fh.tell() - start
+    nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+    if dtype.hasobject or (fortran and len(shape) > 1) or nbytes == 0:
+        return None
+    if data_at + nbytes > info.file_size:
+        return None  # read_npz_headers refuses such a member before this is reached
+    member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
+    crc = 0
+    for lo in range(0, info.file_size, paging.CHUNK_BYTES):
+        crc = zlib.crc32(member[lo:lo + paging.CHUNK_BYTES], crc)
+        paging.release_pages(member)
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r} (key {key!r})")
+    return member[data_at:data_at + nbytes].view(dtype).reshape(tuple(int(n) for n in shape))
 
 
 def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray], compress: bool = True) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.npz_io import read_npz
 from ptychodus_pinn_torch.data.npz_limits import read_npz_headers
+from ptychodus_pinn_torch.data.paging import is_mapped, iter_chunks
 from ptychodus_pinn_torch.data.readers import FunctionReader, PatternStream, ScanArrays
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
 
 
 def _contract_arrays(path: Path) -> dict[str, np.ndarray]:
-    arrays = read_npz(path)
+    # a stored diff3d member is mapped, not read: RawData converts it chunk by chunk into its
+    # float32 amplitudes, the only copy held (DATA-240)
+    arrays = read_npz(path, map_stored=("diff3d",))
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:
         hint = ""
@@ -109,6 +112,7 @@ def _scan(path: Path, arrays: dict[str, np.ndarray], diff3d: np.ndarray,
         ycoords_start=arrays.get("ycoords_start"), scan_index=arrays.get("scan_index"),
         objectGuess=arrays.get("objectGuess"), Y=Y, bad_pixels=arrays.get("bad_pixels"),
         metadata=metadata, diffraction_kind=kind,  # type: ignore[arg-type]
+        diff3d_private=True,  # read (or mapped) for this scan alone
     )
 
 
@@ -128,11 +132,26 @@ def read_export(path: Path) -> ScanArrays:
         "to amplitude sqrt(I), first probe mode, float32/complex64",
         path, diff3d.dtype, arrays["probeGuess"].shape,
     )
-    n_neg = int(np.count_nonzero(diff3d < 0)) if diff3d.dtype.kind == "f" else 0
+    n_neg = _count_negative(diff3d) if diff3d.dtype.kind == "f" else 0
     if n_neg:
         logger.warning("%s: clipping %d negative intensities (inpainting) to 0", path, n_neg)
-        diff3d = np.clip(diff3d, 0, None)
+        diff3d = _clipped(diff3d)
     return _scan(path, arrays, diff3d, "intensity")
+
+
+def _count_negative(diff3d: np.ndarray) -> int:
+    """Negative values of ``(M, N, N)`` ``diff3d``, counted chunk by chunk."""
+    return sum(int(np.count_nonzero(chunk < 0)) for _, chunk in iter_chunks(diff3d))
+
+
+def _clipped(diff3d: np.ndarray) -> np.ndarray:
+    """``diff3d`` with negative values set to 0, chunk by chunk: in place for the reader's own
+    writable array, else into one new array (a read-only map of the file)."""
+    private = diff3d.flags.writeable and not is_mapped(diff3d)
+    out = diff3d if private else np.empty(diff3d.shape, diff3d.dtype)
+    for lo, chunk in iter_chunks(diff3d):
+        np.clip(chunk, 0, None, out=out[lo:lo + chunk.shape[0]])
+    return out
 
 
 def _member_header(fh: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:

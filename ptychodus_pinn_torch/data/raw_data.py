@@ -54,12 +54,15 @@ class RawData:
         metadata: dict[str, Any] | None = None,
         bad_pixels: np.ndarray | None = None,
         diffraction_kind: check.DiffractionKind = "auto",
+        diffraction_private: bool = False,
     ) -> None:
         """Validate and store a scan (see the class docstring for shapes and dtypes).
 
         ``xcoords_start``/``ycoords_start`` default to ``xcoords``/``ycoords``; ``scan_index``
         defaults to zeros. ``diffraction_kind`` is the amplitude/intensity policy of
-        :func:`validation.diffraction_amplitude` (DATA-004).
+        :func:`validation.diffraction_amplitude` (DATA-004). ``diffraction_private=True`` hands
+        ``diff3d`` over: float32 amplitudes are kept without a copy (the RawData then shares
+        the array) and a memory map is read into memory rather than kept (DATA-240).
         """
         x = check.coordinates("xcoords", xcoords)
         y = check.coordinates("ycoords", ycoords)
@@ -71,7 +74,8 @@ class RawData:
                 f"{x.shape}, ycoords {y.shape}, xcoords_start {xs.shape}, ycoords_start "
                 f"{ys.shape}; give one x and one y per diffraction pattern."
             )
-        amplitudes = check.diffraction_amplitude(diff3d, diffraction_kind)
+        amplitudes = check.diffraction_amplitude(diff3d, diffraction_kind,
+                                                 private=diffraction_private)
         M, N = amplitudes.shape[0], amplitudes.shape[1]
         if x.shape[0] != M:
             raise DataError(
@@ -140,6 +144,7 @@ class RawData:
             scan.probeGuess, scan.scan_index, scan.objectGuess, scan.Y,
             metadata=scan.metadata, bad_pixels=scan.bad_pixels,
             diffraction_kind=diffraction_kind or scan.diffraction_kind,
+            diffraction_private=scan.diff3d_private,
         )
 
     @staticmethod
@@ -203,6 +208,7 @@ class RawData:
             self.ycoords_start[idx], self.diff3d[idx], self.probeGuess, self.scan_index[idx],
             self.objectGuess, None if self.Y is None else self.Y[idx],
             metadata=self.metadata, bad_pixels=self.bad_pixels, diffraction_kind="amplitude",
+            diffraction_private=True,  # diff3d[idx] is a fresh copy
         )
 
     # -- grouping ----------------------------------------------------------------------------

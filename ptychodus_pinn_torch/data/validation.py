@@ -7,12 +7,14 @@ amplitude/intensity policy for ``diff3d`` lives here (see specs/DATA.md, DATA-00
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from ptychodus_pinn_torch.data.errors import DataError
-from ptychodus_pinn_torch.data.paging import check_mapped, is_mapped
+from ptychodus_pinn_torch.data.paging import check_mapped, chunk_rows, is_mapped, release_pages
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,99 @@ def coordinates(key: str, value: object) -> np.ndarray:
     return array
 
 
+def _conversion_rows(shape: tuple[int, ...]) -> int:
+    """Rows per chunk of the passes below: about ``CHUNK_BYTES`` of float64 working copy."""
+    return chunk_rows(shape, 8)
+
+
+def _row_chunks(array: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, rows)`` chunks of ``array`` along axis 0; a memory map's pages are released
+    after each chunk (DATA-184)."""
+    step = _conversion_rows(array.shape)
+    for lo in range(0, array.shape[0], step):
+        yield lo, np.asarray(array[lo:lo + step])
+        release_pages(array)
+
+
+@dataclass
+class _PatternStats:
+    """What one chunked pass over ``(M, N, N)`` diffraction data found (DATA-003/004)."""
+
+    nonfinite: int = 0
+    first_nonfinite: int = -1
+    minimum: np.number | None = None
+    negative_patterns: list[int] = field(default_factory=list)
+    zero_patterns: list[int] = field(default_factory=list)
+    maximum: np.number | None = None
+    integer_valued: bool = True
+
+
+def _pattern_stats(array: np.ndarray, want_integers: bool) -> _PatternStats:
+    """One chunked pass: non-finite count and first pattern, minimum and the first negative
+    patterns, all-zero patterns, maximum and (``want_integers``) whether every value is an
+    integer. Temporaries are chunk-sized, never the size of ``array``."""
+    stats = _PatternStats()
+    floating = array.dtype.kind == "f"
+    for lo, chunk in _row_chunks(array):
+        flat = chunk.reshape(chunk.shape[0], -1)
+        if floating:
+            finite = np.isfinite(flat)
+            if not finite.all():
+                bad_rows = ~finite.all(axis=1)
+                stats.nonfinite += int(flat.size - np.count_nonzero(finite))
+                if stats.first_nonfinite < 0:
+                    stats.first_nonfinite = lo + int(np.flatnonzero(bad_rows)[0])
+                continue  # the pass goes on only to count; DATA-003 refuses the data
+            del finite
+        if stats.nonfinite:
+            continue
+        lowest, highest = flat.min(), flat.max()  # numpy scalars: messages print as before
+        if stats.minimum is None or lowest < stats.minimum:
+            stats.minimum = lowest
+        if stats.maximum is None or highest > stats.maximum:
+            stats.maximum = highest
+        if array.dtype.kind != "u" and lowest < 0 and len(stats.negative_patterns) < 5:
+            rows = np.flatnonzero((flat < 0).any(axis=1))
+            stats.negative_patterns.extend((lo + rows[:5]).tolist())
+            del stats.negative_patterns[5:]
+        totals = np.sum(flat, axis=1, dtype=np.float64)
+        stats.zero_patterns.extend((lo + np.flatnonzero(totals == 0)).tolist())
+        if want_integers and stats.integer_valued:
+            stats.integer_valued = bool(np.all(np.floor(flat) == flat))
+    return stats
+
+
+def _converted(array: np.ndarray, kind: str, key: str, in_place: bool) -> np.ndarray:
+    """float32 amplitudes of ``array`` (``kind`` "intensity": ``sqrt`` in float64 first),
+    written chunk by chunk into one preallocated ``(M, N, N)`` array, or (``in_place``, for a
+    private writable C-contiguous float32 ``array``) into ``array`` itself; values that overflow
+    float32 are refused as in :func:`_finite_after_cast` (DATA-121)."""
+    out = array if in_place else np.empty(array.shape, dtype=np.float32)
+    may_overflow = not (array.dtype.itemsize <= 4 and array.dtype.kind == "f")
+    overflow = 0
+    first: tuple[int, ...] | None = None
+    for lo, chunk in _row_chunks(array):
+        target = out[lo:lo + chunk.shape[0]]
+        if kind == "intensity":
+            np.sqrt(chunk, out=target, dtype=np.float64, casting="unsafe")
+        else:
+            target[...] = chunk
+        if may_overflow:
+            bad = ~np.isfinite(target)
+            if bad.any():
+                overflow += int(bad.sum())
+                if first is None:
+                    at = np.unravel_index(int(np.flatnonzero(bad)[0]), target.shape)
+                    first = (lo + int(at[0]), *(int(i) for i in at[1:]))
+    if first is not None:
+        raise DataError(
+            f"{key} has {overflow} values that are finite in {array.dtype} but overflow "
+            f"{out.dtype} (first at index {first}: {array[first]!r}; the largest float32 is "
+            "3.4e38); rescale the data"
+        )
+    return out
+
+
 def looks_like_counts(array: np.ndarray) -> bool:
     """True if ``array`` holds integer-valued floats above 1 (detector counts, not amplitudes).
 
@@ -62,9 +157,13 @@ def looks_like_counts(array: np.ndarray) -> bool:
 
 
 def diffraction_amplitude(
-    value: object, kind: DiffractionKind = "auto", key: str = "diff3d"
+    value: object, kind: DiffractionKind = "auto", key: str = "diff3d", *,
+    private: bool = False,
 ) -> np.ndarray:
     """Validate diffraction data and return float32 amplitudes ``(M, N, N)``.
+
+    Every pass reads ``value`` in chunks of rows (about ``paging.CHUNK_BYTES`` of float64
+    working copy), so besides the result no temporary is larger than a chunk (DATA-240).
 
     Args:
         value: ``(M, N, N)`` real array, amplitude ``sqrt(counts)`` or intensity (counts).
@@ -72,6 +171,11 @@ def diffraction_amplitude(
             integer dtypes and integer-valued float data with maximum > 1 are intensity and are
             converted with a logged warning; everything else is amplitude.
         key: name used in messages.
+        private: ``value`` belongs to the caller alone (a reader's fresh array): an in-memory
+            C-contiguous float32 amplitude array is returned itself instead of copied, and a
+            memory map is read into memory (never kept). False (default): the result never
+            shares memory with ``value``, except a float32 memory map with ``kind="amplitude"``,
+            which is kept mapped (DATA-184).
 
     Returns:
         ``(M, N, N)`` float32 amplitudes.
@@ -94,48 +198,45 @@ def diffraction_amplitude(
         )
     if array.shape[0] == 0:
         raise DataError(f"{key} holds no patterns (shape {array.shape}); pass at least one")
-    if kind == "amplitude" and array.dtype == np.float32 and is_mapped(array):
+    mapped = is_mapped(array)
+    if kind == "amplitude" and array.dtype == np.float32 and mapped and not private:
         check_mapped(array, key)  # chunk by chunk; the memory map is kept (DATA-184)
         return value if isinstance(value, np.memmap) else array
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array)
-        if bad.any():
-            first = int(np.flatnonzero(bad.reshape(array.shape[0], -1).any(axis=1))[0])
-            raise DataError(
-                f"{key} has {int(bad.sum())} non-finite values (first in pattern {first}); "
-                "mask or inpaint those pixels"
-            )
-    if array.dtype.kind != "u" and np.min(array) < 0:
-        patterns = np.flatnonzero((array < 0).reshape(array.shape[0], -1).any(axis=1))
+    stats = _pattern_stats(array, want_integers=kind == "auto" and array.dtype.kind == "f")
+    if stats.nonfinite:
         raise DataError(
-            f"{key} has negative values (minimum {np.min(array)}, in patterns "
-            f"{patterns[:5].tolist()}...); diffraction must be amplitude sqrt(counts) >= 0, "
+            f"{key} has {stats.nonfinite} non-finite values (first in pattern "
+            f"{stats.first_nonfinite}); mask or inpaint those pixels"
+        )
+    if stats.negative_patterns:
+        raise DataError(
+            f"{key} has negative values (minimum {stats.minimum}, in patterns "
+            f"{stats.negative_patterns}...); diffraction must be amplitude sqrt(counts) >= 0, "
             "clip or re-process the data"
         )
-    totals = np.sum(array.reshape(array.shape[0], -1), axis=1, dtype=np.float64)
-    zero = np.flatnonzero(totals == 0)
-    if zero.size:
+    if stats.zero_patterns:
+        zero = stats.zero_patterns
         raise DataError(
-            f"{key} has {zero.size} all-zero patterns (indices {zero[:10].tolist()}); drop them "
+            f"{key} has {len(zero)} all-zero patterns (indices {zero[:10]}); drop them "
             "(pinn-torch train/reconstruct do unless --keep-empty-frames; in Python "
             "RawData.from_file(..., drop_empty_frames=True)) or check the detector data"
         )
     if kind == "auto":
-        if looks_like_counts(array):
+        counts = array.dtype.kind in "iu" or bool(stats.maximum > 1.0 and stats.integer_valued)
+        if counts:
             logger.warning(
                 "%s looks like intensity (dtype %s, integer values, max %s): converting to "
                 "amplitude with sqrt. Pass diffraction_kind='amplitude' to keep it as is.",
-                key, array.dtype, np.max(array),
+                key, array.dtype, stats.maximum,
             )
             kind = "intensity"
         else:
             kind = "amplitude"
-    if kind == "intensity":
-        out = np.sqrt(array.astype(np.float64)).astype(np.float32)
-    else:
-        out = array.astype(np.float32)
-    _finite_after_cast(key, out, array)
-    return out
+    own = (private and not mapped and array.dtype == np.float32 and array.flags.c_contiguous
+           and array.flags.writeable)
+    if kind == "amplitude" and own:
+        return array  # the caller's own fresh copy: no second one (DATA-240)
+    return _converted(array, kind, key, in_place=own)
 
 
 def _finite_after_cast(key: str, cast: np.ndarray, source: np.ndarray) -> None:

@@ -1,0 +1,143 @@
+"""Loading a plain NPZ scan holds about one copy of the patterns (DATA-240), with numbers.
+
+Each variant is written here (``diff3d`` stored or deflated; float32 or float64 amplitudes,
+uint16 counts), then ``RawData.from_file`` runs in a fresh process with
+``paging.CHUNK_BYTES`` = 4 MiB so that the 39 MB test arrays span ten chunks; the peak resident
+set above the process's resident set before the call, less the float32 result, is what the
+load held besides its result. Before DATA-240 it was 0.9-2.5 times the result (whole-array
+``floor``/``isfinite`` temporaries and an ``astype`` copy); the bounds below leave room for
+allocator noise only. Values must equal numpy's own ``np.load`` of the member exactly.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ptychodus_pinn_torch.conformance.helpers import load_peak
+from ptychodus_pinn_torch.data import DataError, RawData
+from ptychodus_pinn_torch.data.npz_io import map_stored_member, read_npz
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="peak RSS read from /proc/self/status")
+
+M, N = 2500, 64
+CHUNK = 4 << 20
+MARGIN = 12 << 20  # interpreter and allocator noise (measured 2.4-7.4 MB over the bound's term)
+
+
+def _counts() -> np.ndarray:
+    counts = np.random.RandomState(0).poisson(20.0, (M, N, N)).astype(np.uint16)
+    counts[:, 0, 0] += 1  # no all-zero pattern
+    return counts
+
+
+def _write(path: Path, diff3d: np.ndarray, deflate: bool) -> Path:
+    """An NPZ scan led by a 1-byte member, so the members after it start at odd offsets."""
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    x = np.arange(M, dtype=np.float64)
+    members = {"odd": np.zeros(1, np.uint8), "xcoords": x, "ycoords": x, "diff3d": diff3d,
+               "probeGuess": np.ones((N, N), np.complex64)}
+    with zipfile.ZipFile(path, "w", compression=method, compresslevel=1) as zf:
+        for key, value in members.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, value, allow_pickle=False)
+    return path
+
+
+# (variant, deflated, extra bytes allowed besides the float32 result as a fraction of it)
+CASES = [
+    ("float32", False, 0.1),   # memory-mapped, converted chunk by chunk into the result
+    ("float32", True, 0.1),    # read into memory once, kept as the result (no copy)
+    ("uint16", False, 0.1),    # counts mapped, sqrt chunk by chunk into the result
+    ("float64", False, 0.1),   # mapped, cast chunk by chunk (DATA-121 checked per chunk)
+    ("uint16", True, 0.6),     # deflated counts: numpy's reader holds the uint16 array (0.5x)
+]
+
+
+@pytest.mark.parametrize(("dtype", "deflate", "allowed"), CASES,
+                         ids=[f"{'deflated' if d else 'stored'}-{t}" for t, d, _ in CASES])
+def test_load_holds_one_copy(tmp_path: Path, dtype: str, deflate: bool, allowed: float) -> None:
+    counts = _counts()
+    diff3d = counts if dtype == "uint16" else np.sqrt(counts.astype(np.float64)).astype(dtype)
+    path = _write(tmp_path / "scan.npz", diff3d, deflate)
+    r = load_peak(path, CHUNK)
+    result = M * N * N * 4
+    assert r["result_bytes"] == result
+    assert r["equal"], "values differ from numpy's np.load of the member"
+    assert not r["mapped"] and r["writeable"]  # the result is an ordinary in-memory array
+    extra = r["peak"] - r["before"] - result
+    assert extra < allowed * result + MARGIN, (
+        f"the load held {extra / 2**20:.1f} MiB besides its {result / 2**20:.1f} MiB result "
+        f"(allowed {(allowed * result + MARGIN) / 2**20:.1f} MiB)")
+
+
+def _small(path: Path, diff3d: np.ndarray, deflate: bool = False) -> Path:
+    x = np.arange(diff3d.shape[0], dtype=np.float64)
+    saver = np.savez_compressed if deflate else np.savez
+    saver(path, odd=np.zeros(3, np.uint8), xcoords=x, ycoords=x, diff3d=diff3d,
+          probeGuess=np.ones(diff3d.shape[1:], np.complex64))
+    return path
+
+
+def test_stored_member_is_mapped_at_its_offset(tmp_path: Path) -> None:
+    diff3d = np.random.RandomState(1).rand(6, 8, 8).astype(np.float32) + 0.5
+    path = _small(tmp_path / "s.npz", diff3d)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("diff3d.npy")
+    mapped = map_stored_member(path, info, "diff3d")
+    assert mapped is not None and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, diff3d)
+    assert read_npz(path, map_stored=("diff3d",))["diff3d"].base is not None
+    raw = RawData.from_file(path)
+    np.testing.assert_array_equal(raw.diff3d, diff3d)
+    raw.diff3d[0, 0, 0] = 7.0  # an ordinary array, not a view of the file
+    np.testing.assert_array_equal(np.load(path)["diff3d"], diff3d)
+
+
+def test_deflated_and_fortran_members_are_read_not_mapped(tmp_path: Path) -> None:
+    diff3d = np.random.RandomState(2).rand(5, 8, 8).astype(np.float32) + 0.5
+    deflated = _small(tmp_path / "d.npz", diff3d, deflate=True)
+    fortran = _small(tmp_path / "f.npz", np.asfortranarray(diff3d))
+    for path in (deflated, fortran):
+        with zipfile.ZipFile(path) as zf:
+            assert map_stored_member(path, zf.getinfo("diff3d.npy"), "diff3d") is None
+        np.testing.assert_array_equal(RawData.from_file(path).diff3d, diff3d)
+
+
+def test_corrupt_stored_member_is_refused_by_crc(tmp_path: Path) -> None:
+    diff3d = np.full((40, 8, 8), 2.5, np.float32)  # 10 KB: past zipfile's first 4 KB read
+    path = _small(tmp_path / "c.npz", diff3d)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("diff3d.npy")
+    data = bytearray(path.read_bytes())
+    at = data.rfind(np.float32(2.5).tobytes(), 0, info.header_offset + info.file_size + 100)
+    assert at > info.header_offset + 8192
+    data[at:at + 4] = np.float32(3.5).tobytes()  # the last value flipped, sizes intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"NPZ key 'diff3d' .* is corrupt .*CRC"):
+        RawData.from_file(path)
+
+
+def test_private_intensity_converted_in_place_and_caller_arrays_copied(tmp_path: Path) -> None:
+    counts = np.random.RandomState(3).poisson(9.0, (4, 8, 8)).astype(np.float32) + 1
+    raw = RawData(np.arange(4.0), np.arange(4.0), None, None, counts.copy(),
+                  np.ones((8, 8), np.complex64), None, diffraction_kind="intensity")
+    np.testing.assert_array_equal(raw.diff3d, np.sqrt(counts.astype(np.float64)).astype(
+        np.float32))
+    amplitude = np.sqrt(counts)
+    kept = RawData(np.arange(4.0), np.arange(4.0), None, None, amplitude,
+                   np.ones((8, 8), np.complex64), None, diffraction_kind="amplitude")
+    assert not np.shares_memory(kept.diff3d, amplitude)  # the caller's array is never shared
+    given = RawData(np.arange(4.0), np.arange(4.0), None, None, amplitude,
+                    np.ones((8, 8), np.complex64), None, diffraction_kind="amplitude",
+                    diffraction_private=True)
+    assert given.diff3d is amplitude  # handed over: no copy
+    work = counts.copy()
+    RawData(np.arange(4.0), np.arange(4.0), None, None, work, np.ones((8, 8), np.complex64),
+            None, diffraction_kind="intensity", diffraction_private=True)
+    np.testing.assert_array_equal(work, np.sqrt(counts))  # sqrt taken in place
