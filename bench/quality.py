@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ptychodus_pinn_torch.config.engine import KERAS_MIN_DELTA, KERAS_MIN_LR, EngineConfig
-    from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+    from ptychodus_pinn_torch.config.builder import engine_config_for
+    from ptychodus_pinn_torch.config.engine import KERAS_MIN_DELTA, KERAS_MIN_LR
+    from ptychodus_pinn_torch.config.spec import ModelConfig
     from ptychodus_pinn_torch.data.simulate import simulate_scan
     from ptychodus_pinn_torch.engine.events import TrainCallbacks
     from ptychodus_pinn_torch.engine.inference import reconstruct
@@ -105,34 +106,29 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     raw = simulate_scan(object_kind=args.object, nphotons=args.nphotons, seed=args.seed,
                         probe=args.probe, overlap=args.overlap)
-    training = TrainingConfig(
-        model=ModelConfig(
-            N=raw.N,
-            gridsize=args.gridsize,
-            n_filters_scale=args.n_filters_scale,
-            model_type=args.model_type,
-        ),
+    # the command line's builder (pinn-torch train's rules), plus the bench's loss and plateau
+    config = engine_config_for(
+        ModelConfig(N=raw.N, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
+                    model_type=args.model_type),
+        epochs=args.epochs,
         batch_size=args.batch_size,
-        nepochs=args.epochs,
         nphotons=args.nphotons,
         n_groups=args.n_groups,
-        nll_weight=args.nll_weight,
-        mae_weight=args.mae_weight,
-        neighbor_count=max(4, args.gridsize**2),
-        # the Keras plateau with another patience (the Keras min_lr and min_delta kept)
-        scheduler="ReduceLROnPlateau",
-        plateau_patience=args.plateau_patience,
-        plateau_min_lr=KERAS_MIN_LR,
-        plateau_threshold=KERAS_MIN_DELTA,
-        torch_loss_mode="mae" if args.model_type == "supervised" else "poisson",
-    )
-    config = EngineConfig(
-        training=training,
+        training_fields={
+            "nll_weight": args.nll_weight,
+            "mae_weight": args.mae_weight,
+            # the Keras plateau with another patience (the Keras min_lr and min_delta kept)
+            "scheduler": "ReduceLROnPlateau",
+            "plateau_patience": args.plateau_patience,
+            "plateau_min_lr": KERAS_MIN_LR,
+            "plateau_threshold": KERAS_MIN_DELTA,
+        },
         seed=0,
         device=args.device,
         learning_rate=args.lr,
-        early_stop_patience=args.early_stop_patience or None,
+        early_stop_patience=args.early_stop_patience,
     )
+    training = config.training
 
     def show(r: object) -> None:
         print(

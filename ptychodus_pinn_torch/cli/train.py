@@ -246,31 +246,25 @@ def _model_config(args: argparse.Namespace, raw: RawData) -> ModelConfig:
 
 
 def build_configs(args: argparse.Namespace, raw: RawData) -> EngineConfig:
-    """The engine configuration for these arguments (N from the (first) scan)."""
-    from ptychodus_pinn_torch.config.spec import TrainingConfig
+    """The engine configuration for these arguments (N from the (first) scan), through the one
+    builder the benchmarks share (``config.builder.engine_config_for``, CFG-264)."""
+    from ptychodus_pinn_torch.config.builder import engine_config_for
 
-    model = _model_config(args, raw)
-    training = TrainingConfig(
-        model=model,
-        train_data_file=args.train[0],
-        test_data_file=args.test,
+    return engine_config_for(
+        _model_config(args, raw),
+        epochs=args.epochs,
         batch_size=args.batch_size,
-        nepochs=args.epochs,
         nphotons=_nphotons(args, raw),
         n_groups=args.n_groups,
-        neighbor_count=max(args.neighbor_count, args.gridsize**2),
+        neighbor_count=args.neighbor_count,
         enable_oversampling=args.enable_oversampling,
         neighbor_pool_size=args.neighbor_pool_size,
+        train=args.train,
+        test=args.test,
         output_dir=args.out,
-        backend="pytorch",
-        # upstream rule: supervised training is an amplitude/phase MAE objective
-        torch_loss_mode="mae" if args.model_type == "supervised" else "poisson",
-    )
-    return EngineConfig(
-        training=training,
         learning_rate=args.lr,
         validation_fraction=args.validation_fraction,
-        early_stop_patience=args.early_stop_patience or None,
+        early_stop_patience=args.early_stop_patience,
         seed=args.seed,
         device=args.device,
         bf16=args.bf16,
@@ -283,7 +277,7 @@ def build_configs(args: argparse.Namespace, raw: RawData) -> EngineConfig:
         stage_3_epochs=args.stage_3_epochs,
         physics_weight_schedule=args.physics_weight_schedule,
         stage_3_lr_factor=args.stage_3_lr_factor,
-        threads=args.threads or None,
+        threads=args.threads,
     )
 
 

@@ -13,6 +13,7 @@ The TF-style spec, the PyTorch dataclasses and the legacy dict are translators a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ptychodus_pinn_torch.config.checks import check_bool, check_choice, check_int, check_number
@@ -104,6 +105,10 @@ class EngineConfig:
         else torch's default (engine.threads, ENG-205).
     accum_steps: accumulate the gradients of this many batches (each loss divided by it)
         before one optimizer step (upstream's manual optimization); 1 steps every batch.
+    train_data_files: several training scans (paths of files, or folders standing for their
+        ``.npz`` files and mapped scans; upstream PyTorch ``TrainingConfig.training_directories``):
+        when non-empty, the pipeline trains one model over all of them (ENG-183) when no scan is
+        passed, instead of ``training.train_data_file``; empty (default): that one file.
 
     Every field of this class and of the spec configs it holds is read or refused by name
     (``config.fields``, specs/CFG.md CFG-100).
@@ -131,9 +136,19 @@ class EngineConfig:
     stage_3_lr_factor: float = 0.1
     threads: int | None = None
     accum_steps: int = 1
+    train_data_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         o = "EngineConfig"
+        files = self.train_data_files
+        names = () if not isinstance(files, tuple | list) else tuple(
+            os.fspath(f) if isinstance(f, os.PathLike) else f for f in files)
+        if not isinstance(files, tuple | list) or not all(isinstance(f, str) and f
+                                                           for f in names):
+            raise ValueError(
+                f"EngineConfig.train_data_files={files!r} must be a list of scan paths (files or "
+                "folders), e.g. ['a.npz', 'scans/']")
+        object.__setattr__(self, "train_data_files", names)
         if not isinstance(self.training, TrainingConfig):
             raise ValueError(
                 f"EngineConfig.training must be a spec TrainingConfig, got "

@@ -275,6 +275,9 @@ ENGINE: Mapping[str, Field] = {
     "stage_3_lr_factor": acts("lr factor when stage 3 begins", 0.5, base=STAGED, owner="gen"),
     "threads": acts("CPU threads torch uses while training", 1, owner="perf",
                     proven_by="ENG-205"),
+    "train_data_files": acts("several training scans (files or folders): one model over all "
+                             "of them, instead of train_data_file", ("scan.npz", "other.npz"),
+                             observe="pipeline"),
 }
 
 WARN_DL = warned(NO_DATALOADER, 2)
@@ -346,7 +349,8 @@ PARAMS_MODEL: Mapping[str, Field] = {
 
 #: PyTorch TrainingConfig.
 PARAMS_TRAINING: Mapping[str, Field] = {
-    "training_directories": warned("pass the training files (train_data_file)", ["a"]),
+    "training_directories": carried("engine.EngineConfig.train_data_files", ["a", "b"],
+                                    "folders (or files) of training scans, one model over all"),
     "nll": carried("spec.TrainingConfig.nll_weight", False),
     "device": carried("engine.EngineConfig.device", "cpu"),
     "strategy": warned("torchrun selects DDP by itself", "fsdp"),
@@ -354,12 +358,12 @@ PARAMS_TRAINING: Mapping[str, Field] = {
     "learning_rate": carried("engine.EngineConfig.learning_rate", 1e-2),
     "epochs": carried("spec.TrainingConfig.nepochs", 3),
     "batch_size": carried("spec.TrainingConfig.batch_size", 8),
-    "epochs_fine_tune": refused("the PyTorch configs name no model to fine-tune; set "
-                                "EngineConfig.init_model and epochs_fine_tune", 2,
-                                owner="track"),
-    "fine_tune_gamma": refused("the PyTorch configs name no model to fine-tune; set "
-                               "EngineConfig.init_model and fine_tune_gamma", 0.5,
-                               owner="track"),
+    "epochs_fine_tune": carried("engine.EngineConfig.epochs_fine_tune", 2,
+                                "acts with a model to fine-tune (to_engine_config(init_model=), "
+                                "train --init-model); without one refused by name"),
+    "fine_tune_gamma": carried("engine.EngineConfig.fine_tune_gamma", 0.5,
+                               "acts with a model to fine-tune (to_engine_config(init_model=), "
+                               "train --init-model); without one refused by name"),
     "scheduler": carried("spec.TrainingConfig.scheduler", "Exponential"),
     "num_workers": WARN_DL,
     "accum_steps": carried("engine.EngineConfig.accum_steps", 2),

@@ -142,3 +142,155 @@ def test_reconstruct_spec_fields_refused_by_name(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0] and str(cfg) in err[0], err
     assert not (tmp_path / "inf").exists()
+
+
+# --- CFG-261: train --init-model with --config -------------------------------------------------
+
+
+def _fine_tune_doc(scan: Path, out: Path, model: dict | None = None) -> dict:
+    return {"model": {"N": 64, **(model or {})}, "train_data_file": str(scan), "nepochs": 5,
+            "batch_size": 4, "n_groups": 8, "nphotons": 1e6, "output_dir": str(out),
+            "engine": {"device": "cpu", "early_stop_patience": None, "epochs_fine_tune": 2,
+                       "fine_tune_gamma": 0.5}}
+
+
+@spec_rule("CFG-261")
+def test_fine_tuning_from_a_config_file(scan: Path, model_dir: Path, tmp_path: Path) -> None:
+    init = model_dir / "wts.h5.zip"
+    cfg = _write(tmp_path / "ft.json", _fine_tune_doc(scan, tmp_path / "from_file"))
+    assert main(["train", "--config", str(cfg), "--init-model", str(init), "--no-progress"]) == 0
+    by_file = load_archive(tmp_path / "from_file" / "wts.h5.zip")
+    assert by_file.model_config.n_filters_scale == 1  # the initial model's, not the default 2
+    assert by_file.extra["init_model"] == str(init.resolve())
+    assert len(by_file.history) == 2  # epochs_fine_tune
+    assert by_file.history[0]["lr"] == pytest.approx(1e-3 * 0.5)  # learning_rate x gamma
+    # the same run with flags only: the same losses, bit for bit
+    assert main(["train", "--train", str(scan), "--out", str(tmp_path / "from_flags"),
+                 "--init-model", str(init), "--fine-tune-epochs", "2", "--fine-tune-gamma",
+                 "0.5", "--epochs", "5", "--batch-size", "4", "--n-groups", "8", "--nphotons",
+                 "1e6", "--early-stop-patience", "0", "--device", "cpu", "--no-progress"]) == 0
+    by_flags = load_archive(tmp_path / "from_flags" / "wts.h5.zip")
+    assert [h["train_loss"] for h in by_file.history] == [
+        h["train_loss"] for h in by_flags.history]
+    # engine.init_model in the file instead of the flag; a flag over the file's epochs
+    doc = _fine_tune_doc(scan, tmp_path / "in_file")
+    doc["engine"]["init_model"] = str(init)
+    cfg2 = _write(tmp_path / "ft2.json", doc)
+    assert main(["train", "--config", str(cfg2), "--fine-tune-epochs", "1",
+                 "--no-progress"]) == 0
+    assert len(load_archive(tmp_path / "in_file" / "wts.h5.zip").history) == 1
+    written = json.loads((tmp_path / "in_file" / "config.json").read_text())
+    assert written["engine"]["init_model"] == str(init)
+    assert written["engine"]["epochs_fine_tune"] == 1
+
+
+@spec_rule("CFG-261")
+@pytest.mark.parametrize("model, named", [
+    ({"gridsize": 2}, "model.gridsize=2 differs from the initial model's gridsize=1"),
+    ({"n_filters_scale": 2}, "model.n_filters_scale=2"),
+    ({"architecture": "unet"}, "model.architecture='unet'"),
+])
+def test_fine_tuning_config_that_does_not_match_the_model(
+        scan: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        model: dict, named: str) -> None:
+    cfg = _write(tmp_path / "bad.json", _fine_tune_doc(scan, tmp_path / "out", model))
+    rc = main(["train", "--config", str(cfg), "--init-model", str(model_dir / "wts.h5.zip"),
+               "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and named in err[0] and str(cfg) in err[0], err
+    assert not (tmp_path / "out").exists()
+    # fine-tuning fields without a model to start from are refused by name
+    doc = _fine_tune_doc(scan, tmp_path / "out")
+    assert main(["train", "--config", str(_write(tmp_path / "no.json", doc)),
+                 "--no-progress"]) == 2
+    assert "EngineConfig.epochs_fine_tune=2 acts only when training starts from a model" in (
+        capsys.readouterr().err)
+
+
+# --- CFG-263: the bridge carries training_directories and the fine-tuning fields --------------
+
+
+@spec_rule("CFG-263")
+def test_bridge_carries_directories_and_fine_tuning(scan: Path, model_dir: Path,
+                                                    tmp_path: Path) -> None:
+    import dataclasses
+    import warnings
+
+    from ptychodus_pinn_torch.config.interop import bridge
+    from ptychodus_pinn_torch.config.interop import params as pt
+    from ptychodus_pinn_torch.engine.run import run_training
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for seed in (5, 8):
+        tiny_scan(seed).to_file(folder / f"s{seed}.npz")
+    data = pt.DataConfig(nphotons=1e6, N=64, grid_size=(1, 1), C=1)
+    model = pt.ModelConfig(C_model=1, C_forward=1, n_filters_scale=1)
+    training = pt.TrainingConfig(training_directories=[str(folder)], n_groups=8, batch_size=4,
+                                 epochs=3, epochs_fine_tune=1, fine_tune_gamma=0.5,
+                                 test_data_file=str(scan), device="cpu")
+    spec_model = bridge.to_model_config(data, model)
+    init = str(model_dir / "wts.h5.zip")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine = bridge.to_engine_config(spec_model, data, model, training, init_model=init)
+        with pytest.raises(ValueError, match=r"TrainingConfig\.epochs_fine_tune=1 acts only"):
+            bridge.to_engine_config(spec_model, data, model, training)
+    assert engine.train_data_files == (str(folder),)
+    assert engine.training.train_data_file == folder  # the first stands in for it
+    assert (engine.init_model, engine.epochs, engine.step_size) == (init, 1, 1e-3 * 0.5)
+    # and back: from_engine gives the PyTorch fields, to_engine_config the same EngineConfig
+    back = bridge.from_engine(engine)
+    assert back.training.training_directories == [str(folder)]
+    assert (back.training.epochs_fine_tune, back.training.fine_tune_gamma) == (1, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = bridge.to_engine_config(
+            bridge.to_model_config(back.data, back.model, back.overrides.model), back.data,
+            back.model, back.training, None, back.overrides.training, init_model=init)
+    assert again == engine
+    # the pipeline trains one model over every scan the directories hold, fine-tuned
+    run = run_training(None, dataclasses.replace(engine, early_stop_patience=None),
+                       tmp_path / "out")
+    assert run.archive is not None
+    files = load_archive(run.archive).extra["training_files"]
+    assert [Path(f["path"]).name for f in files] == ["s5.npz", "s8.npz"]
+    assert len(run.result.history) == 1
+
+
+# --- CFG-264: one builder for the command line and the benchmarks ------------------------------
+
+
+@spec_rule("CFG-264")
+def test_command_line_configuration_comes_from_the_shared_builder(scan: Path,
+                                                                  tmp_path: Path) -> None:
+    import argparse
+
+    from ptychodus_pinn_torch.cli import train as train_cli
+    from ptychodus_pinn_torch.config.builder import engine_config_for
+    from ptychodus_pinn_torch.config.spec import ModelConfig
+    from ptychodus_pinn_torch.data import RawData
+
+    model = ModelConfig(N=64, gridsize=2, n_filters_scale=1, model_type="supervised")
+    built = engine_config_for(model, epochs=3, batch_size=4, nphotons=1e6, n_groups=8,
+                              neighbor_count=2, train=["a.npz", "b.npz"],
+                              early_stop_patience=0, threads=0, learning_rate=2e-3)
+    t = built.training
+    assert t.neighbor_count == 4  # at least gridsize**2
+    assert t.torch_loss_mode == "mae" and t.backend == "pytorch"
+    assert (built.early_stop_patience, built.threads) == (None, None)
+    assert built.train_data_files == ("a.npz", "b.npz") and t.train_data_file == Path("a.npz")
+    explicit = engine_config_for(ModelConfig(N=64), epochs=3, batch_size=4, nphotons=1e6,
+                                 n_groups=8, training_fields={"nll_weight": 0.5})
+    assert explicit.training.nll_weight == 0.5 and explicit.training.torch_loss_mode == "poisson"
+    # pinn-torch train's configuration is the builder's for the same settings
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    args = parser.parse_args(["--train", str(scan), "--out", str(tmp_path), "--gridsize", "2",
+                              "--n-filters-scale", "1", "--epochs", "3", "--batch-size", "4",
+                              "--n-groups", "8", "--nphotons", "1e6", "--lr", "2e-3"])
+    from_cli = train_cli.build_configs(args, RawData.from_file(scan))
+    same = engine_config_for(ModelConfig(N=64, gridsize=2, n_filters_scale=1), epochs=3,
+                             batch_size=4, nphotons=1e6, n_groups=8, train=[scan],
+                             output_dir=tmp_path, learning_rate=2e-3)
+    assert from_cli == same

@@ -317,6 +317,9 @@ def observe_pipeline(files: dict[str, Path], values: dict[str, Any], tag: str) -
     for k in ("train_data_file", "test_data_file"):
         if k in given:
             given[k] = files["root"] / Path(str(given[k]))
+    if "train_data_files" in given:
+        given["train_data_files"] = tuple(str(files["root"] / f)
+                                          for f in given["train_data_files"])
     if given.get("init_model") == "model":
         given["init_model"] = str(files["model"] / "wts.h5.zip")
     given["output_dir"] = files["root"] / f"{given['output_dir']}_{tag}"

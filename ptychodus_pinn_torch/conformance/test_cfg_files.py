@@ -73,7 +73,7 @@ def test_generator_flags_over_the_file_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cbam_encoder"):  # fno has no attention switches
         config_from_file(args)
     _, args = _parse(train_cli, ["--config", str(path), "--init-model", "m.zip"])
-    with pytest.raises(ValueError, match="--init-model"):
+    with pytest.raises(FileNotFoundError, match="--init-model m.zip"):  # CFG-261 wires it
         config_from_file(args)
 
 

@@ -155,8 +155,9 @@ def run_training(
     train: one scan (path or ``RawData``), or several: one model over all of them, each grouped
         on its own with its own probe (ENG-183); a folder of ``.npz`` files stands for them.
         The archive records every training scan (``extra["training_files"]``).
-    train / test / out_dir default to the TrainingConfig's ``train_data_file``,
-    ``test_data_file`` and ``output_dir``.
+    train / test / out_dir default to ``config.train_data_files`` (several scans, when
+    non-empty) else the TrainingConfig's ``train_data_file``, and its ``test_data_file`` and
+    ``output_dir``.
     test: a scan whose loss is measured after training (written to history.json).
     resume: continue from ``OUT/checkpoints/checkpoint.pt``.
     callbacks: epoch/batch/checkpoint hooks and the Stop poll.
@@ -171,7 +172,9 @@ def run_training(
 
     t0 = time.perf_counter()
     t = config.training
-    if train is None:
+    if train is None and config.train_data_files:
+        train = list(config.train_data_files)
+    elif train is None:
         if t.train_data_file is None:
             raise ValueError("no training data: pass a scan or set TrainingConfig.train_data_file")
         train = t.train_data_file

@@ -296,27 +296,52 @@ def to_inference_config(model: spec.ModelConfig, data: pt.DataConfig,
     return spec.InferenceConfig(**kwargs)
 
 
+#: PyTorch TrainingConfig fields of fine-tuning, carried to the EngineConfig as named; they act
+#: only with a model to start from (``init_model``), else EngineConfig refuses them by name.
+FINE_TUNE_FIELDS: tuple[str, ...] = ("epochs_fine_tune", "fine_tune_gamma")
+
+
 def to_engine_config(model: spec.ModelConfig, data: pt.DataConfig, pt_model: pt.ModelConfig,
                      training: pt.TrainingConfig,
                      execution: pt.ExecutionConfig | None = None,
-                     overrides: Mapping[str, Any] | None = None) -> EngineConfig:
+                     overrides: Mapping[str, Any] | None = None, *,
+                     init_model: str | None = None) -> EngineConfig:
     """PyTorch configs -> the engine's :class:`~ptychodus_pinn_torch.config.engine.EngineConfig`.
 
     The spec TrainingConfig is :func:`to_training_config`'s; the PyTorch TrainingConfig adds
     ``learning_rate``, ``accum_steps``, the stage fields (``stage_*_epochs``,
-    ``physics_weight_schedule``, ``stage_3_lr_factor``) and ``device`` (its default 'cuda'
-    means 'auto': CUDA when there is one). An ``ExecutionConfig`` overrides with its
+    ``physics_weight_schedule``, ``stage_3_lr_factor``), ``device`` (its default 'cuda'
+    means 'auto': CUDA when there is one), ``training_directories`` (-> ``train_data_files``:
+    one model over every scan they hold; the first stands in for a missing
+    ``train_data_file``) and ``epochs_fine_tune``/``fine_tune_gamma``, which act with
+    ``init_model`` (the model to fine-tune, a ``wts.h5.zip`` the PyTorch configs have no field
+    for) and are refused by name without it (CFG-263). An ``ExecutionConfig`` overrides with its
     non-default values: ``accelerator`` (through ``params.resolve_accelerator``; 'auto'
     stays 'auto'),
     ``deterministic``, ``learning_rate``, ``accum_steps``, ``early_stop_patience``,
     ``gradient_clip_val`` and ``scheduler``; the rest of it is warned about.
     """
+    if init_model is None:
+        for name in FINE_TUNE_FIELDS:
+            value, default = getattr(training, name), default_of(pt.TrainingConfig, name)
+            if value != default:
+                raise ValueError(
+                    f"TrainingConfig.{name}={value!r} acts only with a model to fine-tune: pass "
+                    "init_model='wts.h5.zip' to to_engine_config (pinn-torch train --init-model "
+                    f"wts.h5.zip), or leave it at {default!r}")
+    directories = [str(d) for d in training.training_directories]
+    if directories and training.train_data_file is None and not (
+            overrides and overrides.get("train_data_file") is not None):
+        overrides = {**(overrides or {}), "train_data_file": directories[0]}
     training_spec = to_training_config(model, data, pt_model, training, overrides)
     engine: dict[str, Any] = {
         "learning_rate": training.learning_rate,
         "accum_steps": training.accum_steps,
         "device": "auto" if training.device == "cuda" else training.device,
         **{name: getattr(training, name) for name in STAGE_FIELDS},
+        **{name: getattr(training, name) for name in FINE_TUNE_FIELDS},
+        "train_data_files": tuple(directories),
+        "init_model": None if init_model is None else str(init_model),
     }
     if execution is not None:
         _check_type("execution", execution, pt.ExecutionConfig)
@@ -445,6 +470,27 @@ def from_spec(model: spec.ModelConfig, training: spec.TrainingConfig | None = No
     return PyTorchConfigs(data, pt_model, pt_training, pt.InferenceConfig(), overrides)
 
 
+def from_engine(config: EngineConfig) -> PyTorchConfigs:
+    """The engine configuration -> PyTorch dataclasses: :func:`from_spec` of its spec configs,
+    plus the EngineConfig fields the PyTorch TrainingConfig holds (``learning_rate``,
+    ``accum_steps``, the stage fields, ``device`` ('auto' is PyTorch's 'cuda'),
+    ``train_data_files`` -> ``training_directories``, ``epochs_fine_tune``,
+    ``fine_tune_gamma``). ``init_model`` has no PyTorch field: pass it back to
+    :func:`to_engine_config` (``init_model=``), which then gives ``config`` back on these
+    fields (CFG-263)."""
+    _check_type("config", config, EngineConfig)
+    configs = from_spec(config.model, config.training)
+    training = dataclasses.replace(
+        configs.training,
+        learning_rate=config.learning_rate,
+        accum_steps=config.accum_steps,
+        device="cuda" if config.device == "auto" else config.device,
+        training_directories=list(config.train_data_files),
+        **{name: getattr(config, name) for name in (*STAGE_FIELDS, *FINE_TUNE_FIELDS)},
+    )
+    return dataclasses.replace(configs, training=training)
+
+
 def _inference_overrides(inference: spec.InferenceConfig, k: int) -> dict[str, Any]:
     out = {n: getattr(inference, n) for n in INFERENCE_NOT_CARRIED}
     if inference.neighbor_count != k:  # K came from the training config
@@ -470,7 +516,8 @@ def to_spec(configs: PyTorchConfigs, *, training: bool = True, inference: bool =
 
 
 __all__ = [
-    "PyTorchConfigs", "SpecOverrides", "from_spec", "to_engine_config", "to_inference_config",
+    "PyTorchConfigs", "SpecOverrides", "from_engine", "from_spec", "to_engine_config",
+    "to_inference_config",
     "to_model_config",
     "to_spec", "to_training_config", "probe_mask_to_spec",
 ]

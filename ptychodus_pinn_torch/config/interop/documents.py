@@ -46,12 +46,15 @@ def layout_of(doc: Mapping[str, Any]) -> str:
     return "spec"
 
 
-def engine_from_document(doc: Mapping[str, Any]) -> EngineConfig:
-    """The engine configuration of a document in either layout (validated)."""
+def engine_from_document(doc: Mapping[str, Any], *,
+                         init_model: str | None = None) -> EngineConfig:
+    """The engine configuration of a document in either layout (validated). ``init_model``
+    (a model to fine-tune, e.g. from ``--init-model``) replaces the spec layout's
+    ``engine.init_model`` and is what the PyTorch layout's fine-tuning fields act with."""
     if not isinstance(doc, Mapping):
         raise ValueError(f"a configuration must be a mapping of fields, got {type(doc).__name__}")
     if layout_of(doc) == "torch":
-        return _from_torch(doc)
+        return _from_torch(doc, init_model)
     values = dict(doc)
     engine = values.pop("engine", None) or {}
     if not isinstance(engine, Mapping):
@@ -59,6 +62,8 @@ def engine_from_document(doc: Mapping[str, Any]) -> EngineConfig:
     unknown = sorted(str(k) for k in engine if k not in ENGINE_FIELDS)
     if unknown:
         raise ValueError(f"unknown engine key(s): {unknown}; accepted: {list(ENGINE_FIELDS)}")
+    if init_model is not None:
+        engine = {**engine, "init_model": str(init_model)}
     if "model" not in values:
         raise ValueError("the spec layout needs a 'model' section (the ModelConfig fields, "
                          "at least N)")
@@ -67,7 +72,36 @@ def engine_from_document(doc: Mapping[str, Any]) -> EngineConfig:
     return EngineConfig(training=training, **dict(engine))
 
 
-def _from_torch(doc: Mapping[str, Any]) -> EngineConfig:
+#: PyTorch DataConfig / ModelConfig fields that set a spec ModelConfig field (-> its name).
+_TORCH_MODEL_KEYS: Mapping[str, Mapping[str, str]] = {
+    "data": {"N": "N", "grid_size": "gridsize", "probe_scale": "probe_scale"},
+    "model": {"mode": "model_type", **{n: n for n in (
+        "n_filters_scale", "amp_activation", "object_big", "probe_big", "probe_mask",
+        "pad_object", "gaussian_smoothing_sigma", *bridge.GENERATOR_FIELDS)}},
+}
+
+
+def model_fields_given(doc: Mapping[str, Any]) -> frozenset[str]:
+    """The spec ModelConfig fields a document sets explicitly (the others are defaults): the
+    keys of the spec layout's ``model``; in the PyTorch layout the ``data``/``model`` keys that
+    translate to one, plus ``overrides.model``."""
+    if not isinstance(doc, Mapping):
+        return frozenset()
+    if layout_of(doc) != "torch":
+        model = doc.get("model")
+        return frozenset(str(k) for k in model) if isinstance(model, Mapping) else frozenset()
+    found: set[str] = set()
+    for section, names in _TORCH_MODEL_KEYS.items():
+        part = doc.get(section)
+        if isinstance(part, Mapping):
+            found |= {names[k] for k in part if k in names}
+    overrides = doc.get("overrides")
+    if isinstance(overrides, Mapping) and isinstance(overrides.get("model"), Mapping):
+        found |= {str(k) for k in overrides["model"]}
+    return frozenset(found)
+
+
+def _from_torch(doc: Mapping[str, Any], init_model: str | None) -> EngineConfig:
     overrides = doc.get("overrides") or {}
     if not isinstance(overrides, Mapping):
         raise ValueError("'overrides' must be a mapping with model/training/inference sections")
@@ -84,7 +118,7 @@ def _from_torch(doc: Mapping[str, Any]) -> EngineConfig:
         torch_from_dict(doc["inference"], "inference")
     model = bridge.to_model_config(data, pt_model, overrides.get("model"))
     return bridge.to_engine_config(model, data, pt_model, pt_training, execution,
-                                   overrides.get("training"))
+                                   overrides.get("training"), init_model=init_model)
 
 
 def engine_to_document(config: EngineConfig) -> dict[str, Any]:
@@ -97,4 +131,4 @@ def engine_to_document(config: EngineConfig) -> dict[str, Any]:
 
 
 __all__ = ["ENGINE_FIELDS", "TORCH_SECTIONS", "engine_from_document", "engine_to_document",
-           "layout_of"]
+           "layout_of", "model_fields_given"]
