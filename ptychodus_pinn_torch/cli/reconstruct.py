@@ -78,6 +78,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "memory, or $PINN_TORCH_MEMORY_BUDGET); a larger scan is refused before it is read",
     )
     parser.add_argument(
+        "--patch-memory", default="512M", metavar="SIZE",
+        help="most memory the kept crops of the patches may take (512M, ~58,000 positions at "
+        "N = 64); above it they go to a temporary file in --spill-dir, with the same object "
+        "(0: always on disk)",
+    )
+    parser.add_argument(
+        "--spill-dir", type=Path, default=None, metavar="DIR",
+        help="folder of that temporary file (default: the folder of --out); it needs ~9 KB "
+        "per position at N = 64 free, checked before the network runs; the file is deleted",
+    )
+    parser.add_argument(
         "--refine-algorithm", choices=("lsqml", "adam"), default="lsqml",
         help="refinement solver: lsqml (probe-intensity preconditioned steps, default) or adam",
     )
@@ -199,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
         check_model_fields(model_fields, bundle.model_config, args.config, str(args.model))
     if zipfile.is_zipfile(args.data):  # declared sizes and N before anything is inflated
         check_npz_file(args.data, limits, expected_n=bundle.N)
+    patch_memory = (0 if str(args.patch_memory).strip() == "0"
+                    else parse_bytes(str(args.patch_memory), "--patch-memory"))
+    spill_dir = args.spill_dir if args.spill_dir is not None else args.out.parent
+    if args.spill_dir is None:
+        spill_dir.mkdir(parents=True, exist_ok=True)  # where OUT.npz goes anyway
     data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)
     if args.n_subsample is not None:
         from ptychodus_pinn_torch.engine.session import subsample
@@ -215,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         on_batch=ReconstructProgress(enabled=not args.no_progress),
         channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
         bf16=args.bf16, neighbor_count=args.neighbor_count,
+        patch_memory=patch_memory, spill_dir=spill_dir,
         refine_options=RefineOptions(
             algorithm=args.refine_algorithm, noise=args.refine_noise,
             update_probe=args.refine_probe, correct_positions=args.refine_positions,

@@ -1,6 +1,7 @@
-"""MODEL-200, STITCH-200, ENG-204: inference at the network's own speed and in bounded memory
-(gridsize-1 fast path, phase synchronization on the device with a sparse eigensolver, streaming
-reconstruct without labels or whole-patch copies)."""
+"""MODEL-200, STITCH-200, ENG-204, ENG-250: inference at the network's own speed and in bounded
+memory (gridsize-1 fast path, phase synchronization on the device with a sparse eigensolver,
+streaming reconstruct without labels or whole-patch copies, crops on disk above a memory
+budget)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,39 @@ def test_channels_last_and_bf16_inference_options(scan) -> None:  # type: ignore
     assert 0 < error < 0.1  # bfloat16 has 8 mantissa bits
     with pytest.raises(ValueError, match="channels_last"):
         reconstruct(bundle, scan, device="cpu", channels_last="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.spec("ENG-250")
+def test_crops_above_the_patch_memory_go_to_a_temporary_file(scan, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ptychodus_pinn_torch.stitch import spill
+
+    bundle = _bundle(scan)
+    ram = reconstruct(bundle, scan, device="cpu", keep_patches=False, patch_memory=None)
+    opened: list[int] = []
+    real_file = spill.tempfile.TemporaryFile
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return real_file(*args, **kwargs)
+
+    monkeypatch.setattr(spill.tempfile, "TemporaryFile", counting)
+    disk = reconstruct(bundle, scan, device="cpu", keep_patches=False, patch_memory=1,
+                       spill_dir=tmp_path, batch_size=9)
+    assert opened == [1]  # the crops went to disk
+    np.testing.assert_allclose(disk.object, ram.object, rtol=0,
+                               atol=1e-6 * np.abs(ram.object).max())
+    np.testing.assert_array_equal(disk.coverage, ram.coverage)
+    assert not any(tmp_path.iterdir())
+    # the default budget (512 MiB) keeps a small scan in memory
+    reconstruct(bundle, scan, device="cpu", keep_patches=False, spill_dir=tmp_path)
+    assert opened == [1]
+    # a disk without room: one line before the network runs, naming the fixes
+    monkeypatch.setattr(spill.shutil, "disk_usage", lambda path: type("U", (), {"free": 0})())
+    batches: list[int] = []
+    with pytest.raises(ValueError, match=r"^keeping the patches on disk needs .* MiB .* only 0 "
+                       r"MiB are free; .*spill_dir.*patch_memory") as info:
+        reconstruct(bundle, scan, device="cpu", keep_patches=False, patch_memory=0,
+                    spill_dir=tmp_path, on_batch=lambda d, t: batches.append(d))
+    assert "\n" not in str(info.value) and batches == []
+    with pytest.raises(ValueError, match="patch_memory"):
+        reconstruct(bundle, scan, device="cpu", keep_patches=False, patch_memory=-1)

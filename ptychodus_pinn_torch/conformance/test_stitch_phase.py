@@ -118,3 +118,38 @@ def test_pairwise_overlaps_match_numpy_for_integer_shifts() -> None:
             * np.conj(shifted(patches[b], dx, dy))
         )
         assert abs(value - expected) <= 1e-4 * abs(expected) + 1e-3
+
+
+@pytest.mark.spec("STITCH-250")
+def test_patches_on_disk_give_the_in_memory_phases_and_object(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from ptychodus_pinn_torch.stitch import (
+        SpilledPatches,
+        phase_offsets,
+        stitch_spilled_to_object_grid,
+        stitch_to_object_grid,
+    )
+
+    x, y = _scan(True)
+    truth = extract_patches(_object(5), np.stack([x, y], 1), N).astype(np.complex64)
+    offsets = np.random.RandomState(9).uniform(-np.pi, np.pi, len(x))
+    scrambled = (truth * np.exp(1j * offsets)[:, None, None]).astype(np.complex64)
+    w = _weights()
+    with SpilledPatches(scrambled.shape, tmp_path) as store:
+        for lo in range(0, len(x), 10):
+            store.append(scrambled[lo : lo + 10])
+        i0, j0, h0 = pairwise_overlaps(scrambled, x, y, w)
+        i1, j1, h1 = pairwise_overlaps(store, x, y, w, chunk_size=50)
+        np.testing.assert_array_equal(np.stack([i1, j1]), np.stack([i0, j0]))
+        np.testing.assert_allclose(h1, h0, rtol=1e-6, atol=1e-6 * np.abs(h0).max())
+        phase = phase_offsets(store, x, y, w)
+        np.testing.assert_allclose(phase, phase_offsets(scrambled, x, y, w), rtol=0, atol=1e-9)
+        synced = synchronize_phases(torch.from_numpy(scrambled), x, y, w)
+        ram = stitch_to_object_grid(synced, x, y, (112, 112), crop=16, weights=w)
+        disk = stitch_spilled_to_object_grid(store, x, y, (112, 112), crop=16, weights=w,
+                                             phase=phase)
+        peak = float(ram[0].abs().max())
+        np.testing.assert_allclose(disk[0].numpy(), ram[0].numpy(), rtol=0, atol=1e-6 * peak)
+        np.testing.assert_array_equal(disk[1].numpy(), ram[1].numpy())
+    assert store.closed and not any(tmp_path.iterdir())  # the file is gone

@@ -10,9 +10,12 @@ stitched object against the measured patterns with the physics model (``engine.r
 from __future__ import annotations
 
 import math
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +44,20 @@ CANVAS_M = 20
 WEIGHTINGS = ("probe", "uniform")
 #: Gaussian smoothing (pixels) of |P|² for the "probe" weighting (bench/quality.py, ENG-008)
 ENVELOPE_SIGMA = 2.0
+#: bytes of kept crops held in memory before they go to a temporary file (ENG-250)
+DEFAULT_PATCH_MEMORY = 512 * 2**20
+
+
+def check_patch_memory(value: object) -> int | None:
+    """``patch_memory`` of :func:`reconstruct`: None or an int >= 0 (bytes), else ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(
+            f"patch_memory must be a number of bytes >= 0 (0: always on disk) or None (always "
+            f"in memory), got {value!r}"
+        )
+    return int(value)
 
 
 @dataclass
@@ -91,6 +108,51 @@ def _input_scale(diff3d: np.ndarray, nn: np.ndarray, n: int) -> float:
     return math.sqrt((n / 2.0) ** 2 / mean_total)
 
 
+def network_batches(
+    model: torch.nn.Module,
+    diff3d: np.ndarray,
+    nn: np.ndarray,
+    positions: torch.Tensor,
+    *,
+    scale: float,
+    batch_size: int,
+    device: torch.device,
+    window: tuple[slice, slice] = (slice(None), slice(None)),
+    on_batch: Callable[[int, int], None] | None = None,
+    channels_last: bool = False,
+    bf16: bool = False,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """The network pass of :func:`predict_patches` one batch at a time: yields ``(start,
+    patches)`` with ``patches`` (b, h, w) complex64 on ``device``, the groups
+    ``[start, start + b)``; same arguments as :func:`predict_patches`."""
+    model.eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model.to(memory_format=fmt)
+    b_total, c = nn.shape
+    n = int(diff3d.shape[-1])
+    read = 0
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=bf16):
+            for start in range(0, b_total, batch_size):
+                members = nn[start : start + batch_size]
+                batch = np.asarray(diff3d[members.reshape(-1)], dtype=np.float32)  # a copy
+                read += batch.nbytes
+                if read >= CHUNK_BYTES:  # a memory map's touched pages leave the RSS (DATA-184)
+                    release_pages(diff3d)
+                    read = 0
+                xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
+                pb = positions[start : start + batch_size].to(device)
+                obj = model.diffraction_to_obj(xb.contiguous(memory_format=fmt), pb)
+                yield start, obj[:, window[0], window[1]]
+                if on_batch is not None:
+                    on_batch(start // batch_size + 1, -(-b_total // batch_size))
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+
+
 def predict_patches(
     model: torch.nn.Module,
     diff3d: np.ndarray,
@@ -117,35 +179,15 @@ def predict_patches(
     float32).
     Returns (B, h, w) complex64 on ``device`` (h, w: the window's size).
     """
-    model.eval()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=fmt)
-    b_total, c = nn.shape
     n = int(diff3d.shape[-1])
-    rows = range(n)[window[0]]
-    cols = range(n)[window[1]]
-    out = torch.empty((b_total, len(rows), len(cols)), dtype=torch.complex64, device=device)
-    read = 0
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                    enabled=bf16):
-            for start in range(0, b_total, batch_size):
-                members = nn[start : start + batch_size]
-                batch = np.asarray(diff3d[members.reshape(-1)], dtype=np.float32)  # a copy
-                read += batch.nbytes
-                if read >= CHUNK_BYTES:  # a memory map's touched pages leave the RSS (DATA-184)
-                    release_pages(diff3d)
-                    read = 0
-                xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
-                pb = positions[start : start + batch_size].to(device)
-                obj = model.diffraction_to_obj(xb.contiguous(memory_format=fmt), pb)
-                out[start : start + len(members)] = obj[:, window[0], window[1]]
-                if on_batch is not None:
-                    on_batch(start // batch_size + 1, -(-b_total // batch_size))
-    finally:
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+    rows, cols = range(n)[window[0]], range(n)[window[1]]
+    out = torch.empty((nn.shape[0], len(rows), len(cols)), dtype=torch.complex64, device=device)
+    with closing(network_batches(
+        model, diff3d, nn, positions, scale=scale, batch_size=batch_size, device=device,
+        window=window, on_batch=on_batch, channels_last=channels_last, bf16=bf16,
+    )) as batches:  # closed at once on an error: inference mode and memory format restored
+        for start, obj in batches:
+            out[start : start + obj.shape[0]] = obj
     return out
 
 
@@ -185,6 +227,8 @@ def reconstruct(
     on_batch: Callable[[int, int], None] | None = None,
     channels_last: bool | None = None,
     bf16: bool = False,
+    patch_memory: int | None = DEFAULT_PATCH_MEMORY,
+    spill_dir: str | Path | None = None,
 ) -> Reconstruction:
     """Reconstruct the object of scan ``data`` with the trained ``bundle``.
 
@@ -221,6 +265,15 @@ def reconstruct(
         crop N/2), which is what large scans need (``canvas=True`` keeps them anyway).
     on_batch: progress of the network pass, called after every batch with (batches done,
         batches in all), e.g. for a progress bar (ENG-128).
+    patch_memory: most bytes the kept crops (``keep_patches=False``) may take in memory
+        (default :data:`DEFAULT_PATCH_MEMORY`, 512 MiB: ~58,000 positions at N = 64); above it
+        they go to a temporary file in ``spill_dir`` and are read back chunk by chunk for the
+        phase synchronization and the stitching (ENG-250), with the same object; None keeps
+        them in memory whatever their size. Not used with ``keep_patches=True`` or
+        ``canvas=True`` (whole patches are returned).
+    spill_dir: folder of that temporary file (default: ``tempfile.gettempdir()``, i.e.
+        ``$TMPDIR`` or /tmp); its free space is checked before the network pass, the file is
+        deleted when ``reconstruct`` returns or fails.
 
     The scan is streamed through the network in batches straight from ``data.diff3d`` (which
     may be a memory map); the patches, the phase synchronization and the stitching stay on the
@@ -231,12 +284,17 @@ def reconstruct(
 
     Raises:
         ValueError: before the network runs, an output grid above the memory budget (ENG-120)
-            or positions of which none reaches the ``objectGuess`` grid (ENG-121); after it, an
+            or positions of which none reaches the ``objectGuess`` grid (ENG-121), or too
+            little free disk for spilled crops, or a bad ``patch_memory``/``spill_dir``
+            (ENG-250); after it, an
             object with non-finite pixels or covering under 1 % of its grid (ENG-122).
     """
     from ptychodus_pinn_torch.stitch import (
+        SpilledPatches,
+        phase_offsets,
         reassemble_geometry,
         reassemble_position,
+        stitch_spilled_to_object_grid,
         stitch_to_object_grid,
         synchronize_phases,
     )
@@ -300,16 +358,14 @@ def reconstruct(
     for name, flag in (("channels_last", cl), ("bf16", bf16)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
-    model = bundle.model.to(dev)
-    try:
-        scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
-        with phase_threads("inference", threads):
-            patches_t = predict_patches(
-                model, diff3d, nn, positions, scale=scale, batch_size=batch_size, device=dev,
-                window=window, on_batch=on_batch, channels_last=cl, bf16=bf16,
-            )
-    finally:
-        bundle.model.to("cpu")
+    patch_memory = check_patch_memory(patch_memory)
+    rows, cols = range(n)[window[0]], range(n)[window[1]]
+    patch_shape = (len(nn), len(rows), len(cols))
+    spill = not keep and patch_memory is not None and 8 * math.prod(patch_shape) > patch_memory
+    store = None
+    if spill:  # ENG-250: opened, and its disk space checked, before the network pass
+        folder = Path(tempfile.gettempdir() if spill_dir is None else spill_dir)
+        store = SpilledPatches(patch_shape, folder, setting="spill_dir")
     if obj_guess is not None:
         on_grid, note = True, ""
     else:
@@ -319,17 +375,48 @@ def reconstruct(
             f"positions plus N/2 margin; output pixel (0, 0) is at data position "
             f"x={origin[0]:g}, y={origin[1]:g}"
         )
-    if phase_sync:
-        # in place: a second copy of all patches would be the peak of a large scan (ENG-204)
-        patches_t = synchronize_phases(patches_t, x, y, pixel_weights[window], inplace=True)
-    obj_t, coverage_t = stitch_to_object_grid(
-        patches_t, x - origin[0], y - origin[1], shape, crop=crop,
-        weights=weights if isinstance(weights, str) else weights[window],
-    )
+    stitch_w = weights if isinstance(weights, str) else weights[window]
+    patches = None
+    model = bundle.model.to(dev)
+    try:
+        scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
+        if store is not None:  # ENG-250: the crops go to disk batch by batch
+            with phase_threads("inference", threads), closing(network_batches(
+                model, diff3d, nn, positions, scale=scale, batch_size=batch_size,
+                device=dev, window=window, on_batch=on_batch, channels_last=cl, bf16=bf16,
+            )) as batches:
+                for _, obj_batch in batches:
+                    store.append(obj_batch)
+            bundle.model.to("cpu")
+            phase = (phase_offsets(store, x, y, pixel_weights[window], device=dev)
+                     if phase_sync else None)
+            obj_t, coverage_t = stitch_spilled_to_object_grid(
+                store, x - origin[0], y - origin[1], shape, crop=crop, weights=stitch_w,
+                phase=phase, device=dev,
+            )
+        else:
+            with phase_threads("inference", threads):
+                patches_t = predict_patches(
+                    model, diff3d, nn, positions, scale=scale, batch_size=batch_size,
+                    device=dev, window=window, on_batch=on_batch, channels_last=cl, bf16=bf16,
+                )
+            bundle.model.to("cpu")
+            if phase_sync:
+                # in place: a second copy of all patches would be the peak of a large scan
+                # (ENG-204)
+                patches_t = synchronize_phases(patches_t, x, y, pixel_weights[window],
+                                               inplace=True)
+            obj_t, coverage_t = stitch_to_object_grid(
+                patches_t, x - origin[0], y - origin[1], shape, crop=crop, weights=stitch_w,
+            )
+            patches = patches_t.cpu().numpy() if keep else None
+            del patches_t
+    finally:
+        bundle.model.to("cpu")
+        if store is not None:
+            store.close()  # deletes the file, also on an error or KeyboardInterrupt
     obj = obj_t.cpu().numpy()
     coverage = coverage_t.cpu().numpy()
-    patches = patches_t.cpu().numpy() if keep else None
-    del patches_t
     obj = np.asarray(obj, dtype=np.complex64)
     coverage = np.asarray(coverage, dtype=np.float32)
     check_result(obj, coverage)  # ENG-122: no NaN object, no empty grid, exit 0

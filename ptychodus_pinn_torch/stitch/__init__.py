@@ -3,9 +3,14 @@ object's pixel grid. Vectorized bilinear splats, chunked, on the tensors' device
 Rules: specs/STITCH.md.
 """
 
-from .object_grid import ObjectGridAccumulator, stitch_to_object_grid
-from .phase_sync import pairwise_overlaps, synchronize_phases
+from .object_grid import (
+    ObjectGridAccumulator,
+    stitch_spilled_to_object_grid,
+    stitch_to_object_grid,
+)
+from .phase_sync import pairwise_overlaps, phase_offsets, synchronize_phases
 from .reassemble import reassemble_geometry, reassemble_position
+from .spill import SpilledPatches
 from .splat import CanvasAccumulator
 
 __all__ = [
@@ -13,7 +18,10 @@ __all__ = [
     "ObjectGridAccumulator",
     "reassemble_geometry",
     "reassemble_position",
+    "SpilledPatches",
     "pairwise_overlaps",
+    "phase_offsets",
+    "stitch_spilled_to_object_grid",
     "stitch_to_object_grid",
     "synchronize_phases",
 ]

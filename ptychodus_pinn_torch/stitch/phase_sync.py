@@ -18,6 +18,12 @@ from scipy.spatial import cKDTree
 
 from ptychodus_pinn_torch.physics import translate
 
+from .spill import SpilledPatches
+
+#: pairs whose overlaps are summed at a time, patches in memory / on disk (STITCH-250)
+PAIR_CHUNK = 1024
+SPILL_PAIR_CHUNK = 256
+
 
 def _support_window(weights: torch.Tensor) -> tuple[slice, slice]:
     """Rows and columns of the smallest box holding every non-zero weight, plus a one-pixel
@@ -36,60 +42,124 @@ def _support_window(weights: torch.Tensor) -> tuple[slice, slice]:
             slice(max(n_c // 2 - half_c, 0), min(n_c // 2 + half_c, n_c)))
 
 
-def pairwise_overlaps(
-    patches: np.ndarray | torch.Tensor,
-    x: np.ndarray,
-    y: np.ndarray,
-    weights: np.ndarray | torch.Tensor,
-    *,
-    neighbors: int = 8,
-    chunk_size: int = 1024,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted overlap correlation of each patch with its nearest neighbours.
-
-    patches: (n, N, N) complex (numpy, or torch on any device: computed there); patch i's
-    centre pixel (N//2, N//2) sits at object (x_i, y_i). x, y: (n,) float object-pixel
-    positions. weights: (N, N) float, >= 0 (e.g. the probe intensity envelope). Returns
-    ``(i, j, h)``: int64 (m,), int64 (m,) and complex128 (m,) with
-    ``h = sum_u w(u) w_j(u) p_i(u) conj(p_j(u))`` where ``p_j``/``w_j`` are patch j and its weights
-    resampled into patch i's frame (bilinear, zero outside patch j). Each unordered pair once.
-    Only the box of non-zero weights plus a one-pixel margin is resampled (the same sums: every
-    other pixel has weight 0 or is read with weight 0).
-    """
-    n = patches.shape[0]
-    if n < 2:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.complex128)
-    pos = np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=1)
+def _neighbour_pairs(pos: np.ndarray, neighbors: int) -> np.ndarray:
+    """``(m, 2)`` int64 unordered pairs ``i < j`` (sorted, each once) of every position with
+    its ``neighbors`` nearest ones; ``pos`` (n, 2) float64."""
+    n = pos.shape[0]
     k = min(int(neighbors) + 1, n)
     _, idx = cKDTree(pos).query(pos, k=k)
     ii = np.repeat(np.arange(n), k - 1)
     jj = np.asarray(idx)[:, 1:].reshape(-1)
     lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
     distinct = lo != hi
-    if not distinct.any():
-        empty = np.zeros(0, np.int64)
+    return np.unique(np.stack([lo[distinct], hi[distinct]], axis=1), axis=0).astype(np.int64)
+
+
+def pairwise_overlaps(
+    patches: np.ndarray | torch.Tensor | SpilledPatches,
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | torch.Tensor,
+    *,
+    neighbors: int = 8,
+    chunk_size: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted overlap correlation of each patch with its nearest neighbours.
+
+    patches: (n, N, N) complex (numpy, or torch on any device: computed there, or
+    :class:`SpilledPatches` on disk: the patches of each chunk of pairs are read back and the
+    sums computed on ``device``, default the CPU); patch i's centre pixel (N//2, N//2) sits at
+    object (x_i, y_i). x, y: (n,) float object-pixel positions. weights: (N, N) float, >= 0
+    (e.g. the probe intensity envelope). Returns ``(i, j, h)``: int64 (m,), int64 (m,) and
+    complex128 (m,) with ``h = sum_u w(u) w_j(u) p_i(u) conj(p_j(u))`` where ``p_j``/``w_j``
+    are patch j and its weights resampled into patch i's frame (bilinear, zero outside patch j).
+    Each unordered pair once. Only the box of non-zero weights plus a one-pixel margin is
+    resampled (the same sums: every other pixel has weight 0 or is read with weight 0).
+    chunk_size: pairs summed at a time (default 1024 in memory, 256 from disk: the chunk's
+    temporaries, ~100 MB at 1024 pairs of 34 x 34 crops, are the peak of the spilled path).
+    """
+    n = len(patches) if isinstance(patches, SpilledPatches) else patches.shape[0]
+    if chunk_size is None:
+        chunk_size = SPILL_PAIR_CHUNK if isinstance(patches, SpilledPatches) else PAIR_CHUNK
+    empty = np.zeros(0, np.int64)
+    if n < 2:
         return empty, empty, np.zeros(0, np.complex128)
-    pair_array = np.unique(np.stack([lo[distinct], hi[distinct]], axis=1), axis=0).astype(np.int64)
-    src = torch.as_tensor(patches)
+    pos = np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=1)
+    pair_array = _neighbour_pairs(pos, neighbors)
+    if len(pair_array) == 0:
+        return empty, empty, np.zeros(0, np.complex128)
+    spilled = isinstance(patches, SpilledPatches)
+    if spilled:
+        dev = torch.device("cpu" if device is None else device)
+    else:
+        src = torch.as_tensor(patches)
+        dev = src.device
     w = torch.as_tensor(np.asarray(weights, np.float32) if isinstance(weights, np.ndarray)
-                        else weights).to(device=src.device, dtype=torch.float32)
+                        else weights).to(device=dev, dtype=torch.float32)
     rows, cols = _support_window(w)
-    src = src[:, rows, cols].to(torch.complex64)
+    if not spilled:
+        src = src[:, rows, cols].to(torch.complex64)
     w = w[rows, cols]
-    h = torch.empty(len(pair_array), dtype=torch.complex128, device=src.device)
+    h = torch.empty(len(pair_array), dtype=torch.complex128, device=dev)
     for start in range(0, len(pair_array), chunk_size):
         chunk = pair_array[start : start + chunk_size]
-        i = torch.from_numpy(chunk[:, 0]).to(src.device)
-        j = torch.from_numpy(chunk[:, 1]).to(src.device)
+        if spilled:  # the chunk's patches from disk
+            pi = patches.gather(chunk[:, 0], dev)[:, rows, cols]
+            pj = patches.gather(chunk[:, 1], dev)[:, rows, cols]
+        else:
+            pi = src[torch.from_numpy(chunk[:, 0]).to(dev)]
+            pj = src[torch.from_numpy(chunk[:, 1]).to(dev)]
         # content of patch j moves by (pos_j - pos_i) to land in patch i's frame
         shift = torch.from_numpy((pos[chunk[:, 1]] - pos[chunk[:, 0]]).astype(np.float32))
-        shift = shift.to(src.device)
-        pj = translate(src[j], shift)
+        shift = shift.to(dev)
+        pj = translate(pj, shift)
         wj = translate(w.expand(len(chunk), *w.shape), shift)
-        prod = (w * wj) * src[i] * torch.conj(pj)
+        prod = (w * wj) * pi * torch.conj(pj)
         h[start : start + len(chunk)] = prod.sum(dim=(-2, -1))
     return pair_array[:, 0], pair_array[:, 1], h.cpu().numpy()
+
+
+def phase_offsets(
+    patches: np.ndarray | torch.Tensor | SpilledPatches,
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | torch.Tensor,
+    *,
+    neighbors: int = 8,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """(n,) float64 phase offsets theta (radians) of :func:`synchronize_phases`: patch i
+    synchronized is ``patches[i] * exp(-1j theta_i)``; 0 for patches without any overlap and
+    for fewer than 3 patches. ``patches`` as in :func:`pairwise_overlaps` (``device``: where the
+    overlaps of :class:`SpilledPatches` are summed)."""
+    n = len(patches) if isinstance(patches, SpilledPatches) else patches.shape[0]
+    phase = np.zeros(n)
+    if n < 3:
+        return phase
+    i, j, h = pairwise_overlaps(patches, x, y, weights, neighbors=neighbors, device=device)
+    linked = np.abs(h) > 0
+    i, j, h = i[linked], j[linked], h[linked]
+    if len(h) == 0:
+        return phase
+    rows = np.concatenate([i, j])
+    cols = np.concatenate([j, i])
+    vals = np.concatenate([h, np.conj(h)])
+    del i, j, h
+    matrix = coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+    del rows, cols, vals
+    degree = np.asarray(np.abs(matrix).sum(axis=1)).ravel()
+    connected = degree > 0
+    scale = np.zeros(n)
+    scale[connected] = 1.0 / np.sqrt(degree[connected])
+    normalized = matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
+    del matrix
+    v = _leading_eigenvector(normalized)
+    phase[connected] = np.angle(v[connected])
+    # keep the common phase: the weighted circular mean of the corrections is zero
+    phase -= np.angle(np.sum(degree * np.exp(1j * phase)))
+    phase[~connected] = 0.0
+    return phase
 
 
 def synchronize_phases(
@@ -107,45 +177,18 @@ def synchronize_phases(
     object pixels (x, y) (n,) each; weights: (N, N) float >= 0. Returns (n, N, N) complex64
     (numpy for numpy input, torch on the input's device for torch input)
     ``patches[i] * exp(-i theta_i)`` with theta from the leading eigenvector of the normalized
-    Hermitian overlap matrix (sparse, ``scipy.sparse.linalg.eigsh``). The common phase of all
-    patches is kept (set so that the weighted mean phase change is zero). Patches without any
-    overlap are returned unchanged. ``inplace=True`` with a complex64 torch tensor rotates it in
-    place and returns it (no second copy of all patches: inference on large scans).
+    Hermitian overlap matrix (sparse, ``scipy.sparse.linalg.eigsh``; :func:`phase_offsets`). The
+    common phase of all patches is kept (set so that the weighted mean phase change is zero).
+    Patches without any overlap are returned unchanged. ``inplace=True`` with a complex64 torch
+    tensor rotates it in place and returns it (no second copy of all patches: inference on large
+    scans).
     """
     is_torch = isinstance(patches, torch.Tensor)
     if not is_torch:
         patches = np.asarray(patches)
-    n = patches.shape[0]
     if patches.ndim != 3:
         raise ValueError(f"patches must be (n, N, N), got shape {tuple(patches.shape)}")
-
-    def unchanged() -> np.ndarray | torch.Tensor:
-        if is_torch:
-            return patches.to(torch.complex64)
-        return patches.astype(np.complex64)
-
-    if n < 3:
-        return unchanged()
-    i, j, h = pairwise_overlaps(patches, x, y, weights, neighbors=neighbors)
-    linked = np.abs(h) > 0
-    i, j, h = i[linked], j[linked], h[linked]
-    if len(h) == 0:
-        return unchanged()
-    rows = np.concatenate([i, j])
-    cols = np.concatenate([j, i])
-    vals = np.concatenate([h, np.conj(h)])
-    matrix = coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
-    degree = np.asarray(np.abs(matrix).sum(axis=1)).ravel()
-    connected = degree > 0
-    scale = np.zeros(n)
-    scale[connected] = 1.0 / np.sqrt(degree[connected])
-    normalized = matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
-    v = _leading_eigenvector(normalized)
-    phase = np.zeros(n)
-    phase[connected] = np.angle(v[connected])
-    # keep the common phase: the weighted circular mean of the corrections is zero
-    phase -= np.angle(np.sum(degree * np.exp(1j * phase)))
-    phase[~connected] = 0.0
+    phase = phase_offsets(patches, x, y, weights, neighbors=neighbors)
     if is_torch:
         rot = torch.from_numpy(np.exp(-1j * phase).astype(np.complex64)).to(patches.device)
         if inplace and patches.dtype == torch.complex64:
