@@ -130,9 +130,10 @@ def _trace_stages() -> list[dict[str, object]]:
         setattr(owner, name, traced)
 
     wrap(raw_data.RawData, "from_file")
-    for name in ("predict_patches", "check_result"):
+    for name in ("predict_patches", "predict_to_disk", "check_result"):
         wrap(inference, name)
-    for name in ("synchronize_phases", "stitch_to_object_grid"):
+    for name in ("synchronize_phases", "phase_offsets", "stitch_to_object_grid",
+                 "stitch_spilled_to_object_grid"):  # in memory / on disk (ENG-250)
         wrap(stitch, name)
     return stages
 

@@ -8,10 +8,14 @@ positions, so the numbers are about memory and time, not image quality), then ru
 1. ``pinn-torch convert SCAN.npz --out SCAN.mapped`` (the memory-mapped folder);
 2. ``pinn-torch train --train SCAN.mapped`` for one epoch of ``--groups`` groups drawn from all
    patterns, and the same training on a 1,024-pattern in-memory scan (the model's own cost);
-3. ``pinn-torch reconstruct --data SCAN.mapped`` over every pattern (and over the small scan).
+3. ``pinn-torch reconstruct --data SCAN.mapped`` over every pattern (or the first
+   ``--reconstruct-patterns``; and over the small scan), with the resident memory after loading
+   the model, the peak beyond it (MiB and bytes per position) and each stage's time and memory
+   (crops above 512 MiB go to a temporary file, ENG-250).
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD .venv/bin/python bench/large_data.py \\
         --workdir /tmp/large --patterns 200000 --groups 2048 [--stages write,convert --keep]
+        [--network small] [--reconstruct-patterns 20000]
 
 Each stage prints its JSON line when it ends and adds it to ``WORKDIR/results.json``;
 ``--stages`` runs some of them (later stages reuse the files of earlier ones, with ``--keep``).
@@ -66,6 +70,74 @@ def write_big_npz(path: Path, patterns: int, n: int, seed: int = 0) -> None:
                 fh.write(np.ascontiguousarray(reps[idx], dtype=np.float32).tobytes())
 
 
+#: ``--network small``: bench_scaling's one-block FNO (~10x cheaper than the cnn), for a
+#: reconstruct of every pattern that fits the time at hand (memory does not depend on it)
+SMALL_NETWORK = ["--architecture", "fno", "--fno-width", "8", "--fno-blocks", "1",
+                 "--fno-modes", "4", "--fno-cnn-blocks", "1"]
+
+#: ``pinn-torch ARGV`` with the resident memory and time of each reconstruct stage recorded
+#: (argv[1]: the JSON file to write; the rest: the command line)
+_TRACED_CLI = r"""
+import json, sys, time
+import ptychodus_pinn_torch.data.npz_io as npz_io
+import ptychodus_pinn_torch.data.raw_data as raw_data
+import ptychodus_pinn_torch.engine.archive as archive
+import ptychodus_pinn_torch.engine.inference as inference
+import ptychodus_pinn_torch.stitch as stitch
+from ptychodus_pinn_torch.cli.main import main
+
+def status_mib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+stages = []
+
+def wrap(owner, name):
+    original = getattr(owner, name)
+    def traced(*args, **kwargs):
+        rss, t0 = status_mib("VmRSS"), time.perf_counter()
+        result = original(*args, **kwargs)
+        stages.append({"stage": name, "seconds": round(time.perf_counter() - t0, 2),
+                       "rss_before_mib": round(rss, 1),
+                       "rss_after_mib": round(status_mib("VmRSS"), 1),
+                       "peak_after_mib": round(status_mib("VmHWM"), 1)})
+        return result
+    setattr(owner, name, traced)
+
+wrap(archive, "load_archive")
+wrap(raw_data.RawData, "from_file")
+wrap(raw_data.RawData, "group_indices")
+for name in ("_input_scale", "predict_patches", "predict_to_disk", "check_result"):
+    wrap(inference, name)
+for name in ("synchronize_phases", "phase_offsets", "stitch_to_object_grid",
+             "stitch_spilled_to_object_grid"):
+    wrap(stitch, name)
+wrap(npz_io, "write_npz")
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as fh:
+    json.dump({"stages": stages, "peak_mib": round(status_mib("VmHWM"), 1)}, fh, indent=1)
+sys.exit(code)
+"""
+
+
+def traced_reconstruct(cli_args: list[str], trace: Path, env: dict[str, str],
+                       patterns: int) -> dict[str, object]:
+    """``pinn-torch reconstruct`` under /usr/bin/time with each stage's time and memory: the
+    resident set after loading the model, the peak beyond it (in MiB and bytes per
+    position), and the stages."""
+    step = timed([sys.executable, "-c", _TRACED_CLI, str(trace), *cli_args], env)
+    traced = json.loads(trace.read_text())
+    stages = traced["stages"]
+    model = next(s for s in stages if s["stage"] == "load_archive")["rss_after_mib"]
+    beyond = traced["peak_mib"] - model
+    step.update({"rss_after_model_mib": model, "peak_beyond_model_mib": round(beyond, 1),
+                 "bytes_per_position_beyond_model": round(beyond * 2**20 / patterns),
+                 "stages": stages})
+    return step
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run ``cmd`` under /usr/bin/time -v; its peak RSS (MiB) and wall seconds."""
     t0 = time.perf_counter()
@@ -83,6 +155,29 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
 STAGES = ("write", "convert", "train", "reconstruct")
 
 
+def _part_of_mapped(source: Path, folder: Path, count: int) -> None:
+    """A mapped scan of the first ``count`` patterns of ``source``: the per-position arrays cut,
+    ``diff3d.npy`` a memory-mapped copy of the first rows (written in chunks)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    manifest = json.loads((source / "manifest.json").read_text())
+    total = int(manifest["n_positions"])
+    for entry in manifest["arrays"].values():
+        arr = np.load(source / entry["file"], mmap_mode="r")
+        if arr.ndim >= 1 and arr.shape[0] == total:
+            out = np.lib.format.open_memmap(folder / entry["file"], "w+", arr.dtype,
+                                            (count, *arr.shape[1:]))
+            for lo in range(0, count, 4096):
+                out[lo:min(lo + 4096, count)] = arr[lo:min(lo + 4096, count)]
+            out.flush()
+            del out
+            entry["shape"] = [count, *arr.shape[1:]]
+        else:
+            shutil.copyfile(source / entry["file"], folder / entry["file"])
+    manifest["n_positions"] = count
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
@@ -94,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list of write, convert, train, reconstruct (files of "
                         "earlier stages are reused from --workdir)")
     parser.add_argument("--keep", action="store_true", help="keep the big files at the end")
+    parser.add_argument("--network", choices=("cnn", "small"), default="cnn",
+                        help="the trained generator: cnn (n_filters_scale 1) or small (a "
+                        "one-block FNO, ~10x faster; memory does not depend on it)")
+    parser.add_argument("--reconstruct-patterns", type=int, default=0, metavar="M",
+                        help="reconstruct only the first M patterns of the mapped scan "
+                        "(0: all), e.g. to time the cnn on part of a scan")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
@@ -131,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         train_flags = ["--epochs", "1", "--n-groups", str(args.groups), "--batch-size",
                        str(args.batch_size), "--n-filters-scale", "1", "--device", "cpu",
                        "--no-progress", "--validation-fraction", "0", "--early-stop-patience",
-                       "0"]
+                       "0", *(SMALL_NETWORK if args.network == "small" else [])]
         for name, data in (("train_model_only", small), ("train", mapped)):
             out = work / f"run_{name}"
             shutil.rmtree(out, ignore_errors=True)
@@ -145,9 +246,24 @@ def main(argv: list[str] | None = None) -> int:
             results["train"]["peak_rss_mib"] - results["train_model_only"]["peak_rss_mib"], 1))
     if "reconstruct" in stages:
         model = work / "run_train" / "wts.h5.zip"
-        for name, data in (("reconstruct_small", small), ("reconstruct", mapped)):
-            record(name, timed([*cli, "reconstruct", "--model", str(model), "--data", str(data),
-                                "--out", str(work / f"{name}.npz"), "--device", "cpu"], env))
+        big = mapped
+        count = args.patterns
+        if 0 < args.reconstruct_patterns < args.patterns:
+            big, count = work / "part.mapped", args.reconstruct_patterns
+            _part_of_mapped(mapped, big, count)
+        for name, data, m in (("reconstruct_small", small, 1024), ("reconstruct", big, count)):
+            step = traced_reconstruct(
+                ["reconstruct", "--model", str(model), "--data", str(data), "--out",
+                 str(work / f"{name}.npz"), "--device", "cpu", "--no-progress"],
+                work / f"{name}_trace.json", env, m)
+            network_s = sum(float(s["seconds"]) for s in step["stages"]
+                            if s["stage"] in ("predict_patches", "predict_to_disk"))
+            step.update({"patterns": m, "network": args.network,
+                         "ms_per_pattern": round(1e3 * step["seconds"] / m, 2),
+                         "network_ms_per_pattern": round(1e3 * network_s / m, 2)})
+            record(name, step)
+        if big != mapped:
+            shutil.rmtree(big, ignore_errors=True)
     if not args.keep:
         for path in (src, mapped):
             if path.is_dir():

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from ptychodus_pinn_torch.engine.result_checks import (
     check_result,
 )
 from ptychodus_pinn_torch.engine.threads import check_threads, phase_threads
+
+if TYPE_CHECKING:
+    from ptychodus_pinn_torch.stitch.spill import SpilledPatches
 
 #: crop of each patch for upstream's reassemble_position canvas (ptychodus uses M=20)
 CANVAS_M = 20
@@ -189,6 +192,31 @@ def predict_patches(
         for start, obj in batches:
             out[start : start + obj.shape[0]] = obj
     return out
+
+
+def predict_to_disk(
+    model: torch.nn.Module,
+    diff3d: np.ndarray,
+    nn: np.ndarray,
+    positions: torch.Tensor,
+    store: SpilledPatches,
+    *,
+    scale: float,
+    batch_size: int,
+    device: torch.device,
+    window: tuple[slice, slice] = (slice(None), slice(None)),
+    on_batch: Callable[[int, int], None] | None = None,
+    channels_last: bool = False,
+    bf16: bool = False,
+) -> None:
+    """:func:`predict_patches` writing each batch's (b, h, w) complex64 patches to ``store``
+    (``stitch.SpilledPatches`` of shape (B, h, w)) instead of holding them (ENG-250)."""
+    with closing(network_batches(
+        model, diff3d, nn, positions, scale=scale, batch_size=batch_size, device=device,
+        window=window, on_batch=on_batch, channels_last=channels_last, bf16=bf16,
+    )) as batches:  # closed at once on an error: inference mode and memory format restored
+        for _, obj in batches:
+            store.append(obj)
 
 
 def covering_grid(
@@ -381,12 +409,11 @@ def reconstruct(
     try:
         scale = _input_scale(diff3d, nn, n) * float(bundle.intensity_scale)
         if store is not None:  # ENG-250: the crops go to disk batch by batch
-            with phase_threads("inference", threads), closing(network_batches(
-                model, diff3d, nn, positions, scale=scale, batch_size=batch_size,
-                device=dev, window=window, on_batch=on_batch, channels_last=cl, bf16=bf16,
-            )) as batches:
-                for _, obj_batch in batches:
-                    store.append(obj_batch)
+            with phase_threads("inference", threads):
+                predict_to_disk(
+                    model, diff3d, nn, positions, store, scale=scale, batch_size=batch_size,
+                    device=dev, window=window, on_batch=on_batch, channels_last=cl, bf16=bf16,
+                )
             bundle.model.to("cpu")
             phase = (phase_offsets(store, x, y, pixel_weights[window], device=dev)
                      if phase_sync else None)
