@@ -430,7 +430,8 @@ def run(args: argparse.Namespace) -> int:
         from ptychodus_pinn_torch.engine.mlflow_tracking import finish_training_run
 
         finish_training_run(tracker, config, archive=run_.archive, history=run_.history,
-                            loss_plot=args.out / "loss.png")
+                            loss_plot=args.out / "loss.png",
+                            status="FINISHED" if run_.signal_name is None else "KILLED")
         print(f"MLflow run {tracker.run_id}: the model is runs:/{tracker.run_id}/model",
               file=sys.stderr)
     summary = summarize(result.history)

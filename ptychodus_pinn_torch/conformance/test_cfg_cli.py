@@ -51,11 +51,12 @@ def test_train_stopped_by_a_signal_saves_then_exits_128_plus_signal(
         status: int) -> None:
     out = tmp_path / "run"
     thread = _signal_after_first_epoch(out, signum)
+    store = tmp_path / "mlruns"
     rc = main(["train", "--train", str(scan), "--out", str(out), "--epochs", "400",
-               *TRAIN_FLAGS])
+               "--mlflow-uri", str(store), "--experiment", "sig", *TRAIN_FLAGS])
     thread.join()
     err = [line for line in capsys.readouterr().err.splitlines()
-           if line.startswith("pinn-torch train")]
+           if line.startswith("pinn-torch train")]  # (MLflow's own lines aside)
     assert rc == status
     name = signal.Signals(signum).name
     assert len(err) == 1 and f"stopped by {name}" in err[0]
@@ -63,6 +64,13 @@ def test_train_stopped_by_a_signal_saves_then_exits_128_plus_signal(
     epochs = len(load_archive(out / "wts.h5.zip").history)
     assert 1 <= epochs < 400 and f"after epoch {epochs};" in err[0]
     assert name in json.loads((out / "history.json").read_text())["stopped"]
+    from mlflow.tracking import MlflowClient
+
+    from ptychodus_pinn_torch.engine.mlflow_tracking import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(store))
+    (tracked,) = client.search_runs([client.get_experiment_by_name("sig").experiment_id])
+    assert tracked.info.status == "KILLED"  # saved, but not finished
 
 
 # --- CFG-260: reconstruct --config with a spec InferenceConfig ----------------------------------

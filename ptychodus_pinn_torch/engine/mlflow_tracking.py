@@ -240,9 +240,11 @@ def start_training_run(config: object, sources: list[str], *,
 
 
 def finish_training_run(run: MlflowRun, config: object, *, archive: Path,
-                        history: Path | None, loss_plot: Path | None = None) -> None:
+                        history: Path | None, loss_plot: Path | None = None,
+                        status: str = "FINISHED") -> None:
     """Log the outputs and the resolved configuration (``config.json``) as artifacts and close
-    the run as ``FINISHED``."""
+    the run as ``status`` (``FINISHED``; ``KILLED`` for a training a signal stopped after
+    saving, CFG-262)."""
     import json
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -250,7 +252,7 @@ def finish_training_run(run: MlflowRun, config: object, *, archive: Path,
         data = asdict(config) if is_dataclass(config) and not isinstance(config, type) else config
         resolved.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
         run.log_outputs(archive=archive, history=history, loss_plot=loss_plot, config=resolved)
-    run.end("FINISHED")
+    run.end(status)
 
 
 def parse_runs_uri(text: str) -> tuple[str, str]:
