@@ -2,6 +2,8 @@
 
 - :mod:`.engine`: ``EngineConfig``, the one configuration the training engine takes (the spec
   ``TrainingConfig`` plus the run settings).
+- :mod:`.builder`: ``engine_config_for``, the EngineConfig from command-line style settings
+  with ``pinn-torch train``'s rules (the CLI and the benchmarks build through it, CFG-264).
 - :mod:`.spec`: TF-style ``ModelConfig``, ``TrainingConfig``, ``InferenceConfig`` and
   ``validate_*`` (upstream ``ptycho.config.config``); the field names the engine config uses.
 - :mod:`.choices`: the choice constants (activations, N values, architectures, file names).
