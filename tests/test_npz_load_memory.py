@@ -2,7 +2,7 @@
 
 Each variant is written here (``diff3d`` stored or deflated; float32 or float64 amplitudes,
 uint16 counts), then ``RawData.from_file`` runs in a fresh process with
-``paging.CHUNK_BYTES`` = 4 MiB so that the 39 MB test arrays span ten chunks; the peak resident
+``paging.CHUNK_BYTES`` = 4 MiB so that the 31 MB test arrays span eight chunks; the peak resident
 set above the process's resident set before the call, less the float32 result, is what the
 load held besides its result. Before DATA-240 it was 0.9-2.5 times the result (whole-array
 ``floor``/``isfinite`` temporaries and an ``astype`` copy); the bounds below leave room for
@@ -25,7 +25,7 @@ from ptychodus_pinn_torch.data.npz_io import map_stored_member, read_npz
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="peak RSS read from /proc/self/status")
 
-M, N = 2500, 64
+M, N = 2000, 64
 CHUNK = 4 << 20
 MARGIN = 12 << 20  # interpreter and allocator noise (measured 2.4-7.4 MB over the bound's term)
 
@@ -36,12 +36,15 @@ def _counts() -> np.ndarray:
     return counts
 
 
-def _write(path: Path, diff3d: np.ndarray, deflate: bool) -> Path:
-    """An NPZ scan led by a 1-byte member, so the members after it start at odd offsets."""
+def _write(path: Path, diff3d: np.ndarray, deflate: bool, labels: bool = False) -> Path:
+    """An NPZ scan led by a 1-byte member, so the members after it start at odd offsets
+    (``labels``: with a complex64 ``Y`` of the patterns' shape)."""
     method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
     x = np.arange(M, dtype=np.float64)
     members = {"odd": np.zeros(1, np.uint8), "xcoords": x, "ycoords": x, "diff3d": diff3d,
                "probeGuess": np.ones((N, N), np.complex64)}
+    if labels:
+        members["Y"] = (diff3d * np.complex64(1 - 1j)).astype(np.complex64)
     with zipfile.ZipFile(path, "w", compression=method, compresslevel=1) as zf:
         for key, value in members.items():
             with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
@@ -56,6 +59,8 @@ CASES = [
     ("uint16", False, 0.1),    # counts mapped, sqrt chunk by chunk into the result
     ("float64", False, 0.1),   # mapped, cast chunk by chunk (DATA-121 checked per chunk)
     ("uint16", True, 0.6),     # deflated counts: numpy's reader holds the uint16 array (0.5x)
+    ("float32+Y", False, 0.1),  # complex64 labels mapped and copied chunk by chunk too
+    ("float32+Y", True, 0.1),   # deflated labels read once and kept (no astype copy)
 ]
 
 
@@ -63,10 +68,12 @@ CASES = [
                          ids=[f"{'deflated' if d else 'stored'}-{t}" for t, d, _ in CASES])
 def test_load_holds_one_copy(tmp_path: Path, dtype: str, deflate: bool, allowed: float) -> None:
     counts = _counts()
+    labels = dtype.endswith("+Y")
+    dtype = dtype.removesuffix("+Y")
     diff3d = counts if dtype == "uint16" else np.sqrt(counts.astype(np.float64)).astype(dtype)
-    path = _write(tmp_path / "scan.npz", diff3d, deflate)
+    path = _write(tmp_path / "scan.npz", diff3d, deflate, labels)
     r = load_peak(path, CHUNK)
-    result = M * N * N * 4
+    result = M * N * N * (12 if labels else 4)
     assert r["result_bytes"] == result
     assert r["equal"], "values differ from numpy's np.load of the member"
     assert not r["mapped"] and r["writeable"]  # the result is an ordinary in-memory array

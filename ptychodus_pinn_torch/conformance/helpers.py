@@ -84,20 +84,28 @@ peak = status_bytes("VmHWM")
 result = raw.diff3d
 with np.load(path, allow_pickle=False) as z:
     stored = z["diff3d"]
+    labels = z["Y"] if "Y" in z.files else None
 expected = (np.sqrt(stored.astype(np.float64)).astype(np.float32) if stored.dtype.kind in "iu"
             else stored.astype(np.float32))
-print(json.dumps({"before": before, "peak": peak, "result_bytes": int(result.nbytes),
-                  "equal": bool(result.dtype == np.float32 and np.array_equal(result, expected)),
-                  "mapped": paging.is_mapped(result), "writeable": bool(result.flags.writeable)}))
+equal = result.dtype == np.float32 and np.array_equal(result, expected)
+arrays = [result]
+if labels is not None:
+    equal = equal and raw.Y.dtype == np.complex64 and np.array_equal(raw.Y, labels)
+    arrays.append(raw.Y)
+print(json.dumps({"before": before, "peak": peak,
+                  "result_bytes": sum(int(a.nbytes) for a in arrays), "equal": bool(equal),
+                  "mapped": any(paging.is_mapped(a) for a in arrays),
+                  "writeable": all(bool(a.flags.writeable) for a in arrays)}))
 """
 
 
 def load_peak(path: Any, chunk_bytes: int = 0) -> dict[str, Any]:
     """``RawData.from_file(path)`` in a fresh Python process (Linux ``/proc``): its resident set
     before the call (``before``, bytes), the peak during it (``peak``, ``VmHWM``), the bytes of
-    the float32 ``diff3d`` returned (``result_bytes``), whether it equals numpy's ``np.load`` of
-    the member (``sqrt`` in float64 for integer counts; ``equal``), and whether it is a memory
-    map (``mapped``) or writeable. ``chunk_bytes`` > 0 sets ``paging.CHUNK_BYTES`` first."""
+    the float32 ``diff3d`` (plus the complex64 ``Y`` when the file has one) returned
+    (``result_bytes``), whether they equal numpy's ``np.load`` of the members (``sqrt`` in
+    float64 for integer counts; ``equal``), and whether one is a memory map (``mapped``) or
+    all are writeable. ``chunk_bytes`` > 0 sets ``paging.CHUNK_BYTES`` first."""
     import json
     import os
     import subprocess

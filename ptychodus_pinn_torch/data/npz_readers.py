@@ -84,9 +84,9 @@ def metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
 
 
 def _contract_arrays(path: Path) -> dict[str, np.ndarray]:
-    # a stored diff3d member is mapped, not read: RawData converts it chunk by chunk into its
-    # float32 amplitudes, the only copy held (DATA-240)
-    arrays = read_npz(path, map_stored=("diff3d",))
+    # stored diff3d/Y members are mapped, not read: RawData converts them chunk by chunk into
+    # its float32 amplitudes and complex64 labels, the only copies held (DATA-240)
+    arrays = read_npz(path, map_stored=("diff3d", "Y"))
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:
         hint = ""

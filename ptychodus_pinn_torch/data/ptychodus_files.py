@@ -168,6 +168,7 @@ def scan_from_ptychodus(intensity: np.ndarray, bad_pixels: np.ndarray | None,
         # refinement leave those pixels out (HOST-261)
         bad_pixels=mask if mask is not None and mask.any() else None,
         diffraction_kind="amplitude", source=source,
+        diff3d_private=True,  # amplitude_from_counts made it: RawData keeps it, no copy
     )
 
 

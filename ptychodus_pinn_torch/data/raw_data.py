@@ -61,8 +61,9 @@ class RawData:
         ``xcoords_start``/``ycoords_start`` default to ``xcoords``/``ycoords``; ``scan_index``
         defaults to zeros. ``diffraction_kind`` is the amplitude/intensity policy of
         :func:`validation.diffraction_amplitude` (DATA-004). ``diffraction_private=True`` hands
-        ``diff3d`` over: float32 amplitudes are kept without a copy (the RawData then shares
-        the array) and a memory map is read into memory rather than kept (DATA-240).
+        ``diff3d`` and ``Y`` over: float32 amplitudes (complex64 labels) are kept without a copy
+        (the RawData then shares them), float32 counts are square-rooted in place, and a memory
+        map is read into memory rather than kept (DATA-240).
         """
         x = check.coordinates("xcoords", xcoords)
         y = check.coordinates("ycoords", ycoords)
@@ -90,7 +91,7 @@ class RawData:
         self.probeGuess = check.probe(probeGuess, N)
         self.scan_index = check.scan_index(scan_index, M)
         self.objectGuess = check.object_guess(objectGuess)
-        self.Y = check.ground_truth_patches(Y, M, N)
+        self.Y = check.ground_truth_patches(Y, M, N, private=diffraction_private)
         self.bad_pixels = check.bad_pixel_mask(bad_pixels, N)
         self.metadata: dict[str, Any] = check.metadata(metadata)
         check.warn_duplicate_positions(x, y)

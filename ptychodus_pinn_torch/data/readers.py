@@ -61,12 +61,12 @@ class ScanArrays:
         metadata: JSON-able dict (e.g. ``{"nphotons": 1e6}``).
         diffraction_kind: how to read ``diff3d``.
         source: the reader's format name (recorded for messages and archives).
-        diff3d_private: ``diff3d`` was made by the reader for this scan alone (a fresh array,
-            or a read-only map of a stored NPZ member): :class:`RawData` keeps a float32
-            amplitude array without copying it, takes the square root of float32 counts in
-            place (the ScanArrays is then spent) and reads a map into memory chunk by chunk
-            instead of keeping it (DATA-240). False for arrays a caller may still hold, and for
-            mapped scans.
+        diff3d_private: ``diff3d`` and ``Y`` were made by the reader for this scan alone
+            (fresh arrays, or read-only maps of stored NPZ members): :class:`RawData` keeps
+            float32 amplitudes (complex64 labels) without copying them, takes the square root
+            of float32 counts in place (the ScanArrays is then spent) and reads a map into
+            memory chunk by chunk instead of keeping it (DATA-240). False for arrays a caller
+            may still hold, and for mapped scans.
     """
 
     xcoords: np.ndarray

@@ -322,9 +322,15 @@ def scan_index(value: object, M: int, key: str = "scan_index") -> np.ndarray:
     return array.astype(np.int64)
 
 
-def ground_truth_patches(value: object, M: int, N: int, key: str = "Y") -> np.ndarray | None:
+def ground_truth_patches(
+    value: object, M: int, N: int, key: str = "Y", *, private: bool = False,
+) -> np.ndarray | None:
     """Validate optional per-pattern ground truth ``(M, N, N)`` or ``(M, N, N, 1)`` -> complex64
-    ``(M, N, N)``."""
+    ``(M, N, N)``, checked and cast chunk by chunk (no whole-array temporary; DATA-240).
+
+    ``private`` as in :func:`diffraction_amplitude`: a reader's own in-memory complex64 stack is
+    kept without a copy and a memory map of a file member is read into memory; otherwise a
+    mapped complex64 stack stays mapped (DATA-184) and anything else is copied."""
     if value is None:
         return None
     array = np.asarray(value)
@@ -337,16 +343,26 @@ def ground_truth_patches(value: object, M: int, N: int, key: str = "Y") -> np.nd
         )
     if array.dtype.kind not in "iufc":  # (object arrays have kind "O")
         raise DataError(f"{key} must be numeric, got dtype {array.dtype}")
-    if array.dtype == np.complex64 and is_mapped(array):
+    mapped = is_mapped(array)
+    if array.dtype == np.complex64 and mapped and not private:
         # a memory-mapped label stack stays mapped (DATA-184)
-        return value if isinstance(value, np.memmap) else array
-    out = array.astype(np.complex64)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        patterns = np.flatnonzero(bad.reshape(M, -1).any(axis=1))
+        return value if isinstance(value, np.memmap) and value.ndim == 3 else array
+    keep = (private and not mapped and array.dtype == np.complex64
+            and array.flags.c_contiguous and array.flags.writeable)
+    out = array if keep else np.empty(array.shape, np.complex64)
+    bad_count, bad_patterns = 0, []
+    for lo, chunk in _row_chunks(array):
+        target = out[lo:lo + chunk.shape[0]]
+        if not keep:
+            target[...] = chunk
+        finite = np.isfinite(target).reshape(target.shape[0], -1)
+        if not finite.all():
+            bad_count += int(finite.size - np.count_nonzero(finite))
+            bad_patterns.extend((lo + np.flatnonzero(~finite.all(axis=1))).tolist())
+    if bad_count:
         raise DataError(
-            f"{key} has {int(bad.sum())} NaN/Inf values (after the complex64 cast) in patterns "
-            f"{patterns[:10].tolist()}; fix the labels or omit {key} (it is only used for "
+            f"{key} has {bad_count} NaN/Inf values (after the complex64 cast) in patterns "
+            f"{bad_patterns[:10]}; fix the labels or omit {key} (it is only used for "
             f"supervised training and evaluation)"
         )
     return out
