@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = ("stored-float32", "deflated-float32", "stored-uint16", "deflated-uint16",
-            "stored-int32", "stored-float64")
+            "stored-int32", "deflated-int32", "stored-float64", "deflated-float64")
 CHUNK = 2048
 
 

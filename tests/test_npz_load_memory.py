@@ -20,7 +20,11 @@ import pytest
 
 from ptychodus_pinn_torch.conformance.helpers import load_peak
 from ptychodus_pinn_torch.data import DataError, RawData
-from ptychodus_pinn_torch.data.npz_io import map_stored_member, read_npz
+from ptychodus_pinn_torch.data.npz_io import (
+    decode_deflated_float32,
+    map_stored_member,
+    read_npz,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="peak RSS read from /proc/self/status")
@@ -58,7 +62,8 @@ CASES = [
     ("float32", True, 0.1),    # read into memory once, kept as the result (no copy)
     ("uint16", False, 0.1),    # counts mapped, sqrt chunk by chunk into the result
     ("float64", False, 0.1),   # mapped, cast chunk by chunk (DATA-121 checked per chunk)
-    ("uint16", True, 0.6),     # deflated counts: numpy's reader holds the uint16 array (0.5x)
+    ("uint16", True, 0.1),     # deflated counts decoded straight into float32, sqrt in place
+    ("int32", True, 1.1),      # deflated wider ints: numpy's reader holds the int32 array (1x)
     ("float32+Y", False, 0.1),  # complex64 labels mapped and copied chunk by chunk too
     ("float32+Y", True, 0.1),   # deflated labels read once and kept (no astype copy)
 ]
@@ -70,7 +75,8 @@ def test_load_holds_one_copy(tmp_path: Path, dtype: str, deflate: bool, allowed:
     counts = _counts()
     labels = dtype.endswith("+Y")
     dtype = dtype.removesuffix("+Y")
-    diff3d = counts if dtype == "uint16" else np.sqrt(counts.astype(np.float64)).astype(dtype)
+    diff3d = (counts.astype(dtype) if np.dtype(dtype).kind in "iu"
+              else np.sqrt(counts.astype(np.float64)).astype(dtype))
     path = _write(tmp_path / "scan.npz", diff3d, deflate, labels)
     r = load_peak(path, CHUNK)
     result = M * N * N * (12 if labels else 4)
@@ -148,3 +154,48 @@ def test_private_intensity_converted_in_place_and_caller_arrays_copied(tmp_path:
     RawData(np.arange(4.0), np.arange(4.0), None, None, work, np.ones((8, 8), np.complex64),
             None, diffraction_kind="intensity", diffraction_private=True)
     np.testing.assert_array_equal(work, np.sqrt(counts))  # sqrt taken in place
+
+
+def test_deflated_small_integers_decoded_exactly(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    counts = np.random.RandomState(4).poisson(30.0, (5, 8, 8)) + 1
+    for dtype in (np.uint8, np.int16, np.uint16):
+        path = _small(tmp_path / f"{np.dtype(dtype).name}.npz", counts.astype(dtype), True)
+        with zipfile.ZipFile(path) as zf:
+            widened = decode_deflated_float32(zf, zf.getinfo("diff3d.npy"), "diff3d")
+        assert widened is not None and widened.dtype == np.float32
+        np.testing.assert_array_equal(widened, counts)
+        with caplog.at_level("WARNING"):
+            caplog.clear()
+            raw = RawData.from_file(path)
+        assert "looks like intensity" in caplog.text  # DATA-004 as for the stored dtype
+        np.testing.assert_array_equal(raw.diff3d, np.sqrt(counts.astype(np.float64)).astype(
+            np.float32))
+    half = np.sqrt(counts).astype(np.float16)
+    path = _small(tmp_path / "half.npz", half, True)
+    np.testing.assert_array_equal(RawData.from_file(path).diff3d, half.astype(np.float32))
+    wide = _small(tmp_path / "wide.npz", counts.astype(np.int32), True)
+    with zipfile.ZipFile(wide) as zf:  # int32 is not exact in float32: read as stored
+        assert decode_deflated_float32(zf, zf.getinfo("diff3d.npy"), "diff3d") is None
+    negative = counts.astype(np.int16)
+    negative[2, 3, 4] = -7
+    path = _small(tmp_path / "neg.npz", negative, True)
+    with pytest.raises(DataError, match=r"diff3d has negative values .* in patterns \[2\]"):
+        RawData.from_file(path)
+
+
+def test_truncated_deflated_member_is_refused(tmp_path: Path) -> None:
+    counts = (np.random.RandomState(5).poisson(30.0, (64, 32, 32)) + 1).astype(np.uint16)
+    path = tmp_path / "t.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        x = np.arange(64.0)
+        for key, value in {"xcoords": x, "ycoords": x,
+                           "probeGuess": np.ones((32, 32), np.complex64)}.items():
+            with zf.open(f"{key}.npy", "w") as fh:
+                np.lib.format.write_array(fh, value)
+        with zf.open("diff3d.npy", "w") as fh:  # a header that declares 64 patterns, 63 given
+            np.lib.format.write_array_header_1_0(fh, {"descr": "<u2", "fortran_order": False,
+                                                      "shape": (64, 32, 32)})
+            fh.write(counts[:63].tobytes())
+    with pytest.raises(DataError, match="diff3d"):
+        RawData.from_file(path)

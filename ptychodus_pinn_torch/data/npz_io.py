@@ -32,6 +32,7 @@ _FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 def read_npz(
     path: str | Path, limits: DataLimits | None = None, *, map_stored: Collection[str] = (),
+    widen_deflated: Collection[str] = (),
 ) -> dict[str, np.ndarray]:
     """Read every array of an NPZ file without unpickling.
 
@@ -46,6 +47,10 @@ def read_npz(
         map_stored: keys whose member, when stored (not deflated) and in C order, is returned
             as a read-only ``np.memmap`` of its bytes in the file (:func:`map_stored_member`,
             DATA-240) instead of being read; deflated members are read as usual.
+        widen_deflated: keys whose member, when deflated and holding 8/16-bit integers or
+            float16 (every value exact in float32), is decoded piece by piece straight into a
+            float32 array (:func:`decode_deflated_float32`) instead of its own dtype, so the
+            float32 result is the only copy (the values are the same numbers).
 
     Returns:
         ``{key: array}`` for every member, arrays as stored (any dtype except object).
@@ -73,9 +78,11 @@ def read_npz(
     with archive:
         for key in archive.files:
             try:
-                mapped = (map_stored_member(path, archive.zip.getinfo(f"{key}.npy"), key)
-                          if key in map_stored else None)
-                arrays[key] = mapped if mapped is not None else np.asarray(archive[key])
+                info = archive.zip.getinfo(f"{key}.npy")
+                direct = map_stored_member(path, info, key) if key in map_stored else None
+                if direct is None and key in widen_deflated:
+                    direct = decode_deflated_float32(archive.zip, info, key)
+                arrays[key] = direct if direct is not None else np.asarray(archive[key])
             except ValueError as exc:
                 if "pickle" in str(exc):
                     raise DataError(
@@ -89,6 +96,54 @@ def read_npz(
                     f"NPZ key {key!r} in {str(path)!r} is corrupt ({exc}); re-save the file"
                 ) from exc
     return arrays
+
+
+def _exact_in_float32(dtype: np.dtype) -> bool:
+    """True for dtypes whose every value float32 holds exactly (8/16-bit integers, float16)."""
+    return (dtype.kind in "iu" and dtype.itemsize <= 2) or (dtype.kind == "f"
+                                                            and dtype.itemsize == 2)
+
+
+def decode_deflated_float32(zf: zipfile.ZipFile, info: zipfile.ZipInfo,
+                            key: str) -> np.ndarray | None:
+    """The array of deflated NPZ member ``info`` decoded piece by piece (about
+    ``paging.CHUNK_BYTES`` / 16 of stored bytes at a time) into one float32 array, or None
+    when the member is stored, in Fortran order, empty, or of a dtype float32 does not hold
+    exactly (read it as it is instead). ``zipfile`` checks the CRC-32 at the member's end.
+
+    Returns:
+        float32 array of the declared shape holding the stored values exactly.
+
+    Raises:
+        zipfile.BadZipFile, EOFError: a corrupt or truncated member (:func:`read_npz` reports
+            it as a corrupt member).
+    """
+    if info.compress_type == zipfile.ZIP_STORED:
+        return None
+    with zf.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh, max_header_size=MAX_NPY_HEADER_BYTES)
+        except (ValueError, EOFError):
+            return None  # numpy's reader reports it
+        shape = tuple(int(n) for n in shape)
+        if (not _exact_in_float32(dtype) or (fortran and len(shape) > 1) or not shape
+                or math.prod(shape) == 0):
+            return None
+        out = np.empty(shape, np.float32)
+        flat = out.reshape(-1)
+        step = max(1, paging.CHUNK_BYTES // 16 // dtype.itemsize)
+        for lo in range(0, flat.size, step):
+            count = min(step, flat.size - lo)
+            data = fh.read(count * dtype.itemsize)
+            if len(data) != count * dtype.itemsize:
+                raise EOFError(f"member {info.filename!r} (key {key!r}) ends after "
+                               f"{lo + len(data) // dtype.itemsize} of {flat.size} values")
+            flat[lo:lo + count] = np.frombuffer(data, dtype=dtype)
+        fh.read()  # to the member's end: zipfile checks the CRC-32 there
+    return out
 
 
 #: size of a zip local file header before the member's name and extra field (bytes).

@@ -83,10 +83,13 @@ def metadata_from_npz(value: np.ndarray) -> dict[str, Any]:
     return meta
 
 
-def _contract_arrays(path: Path) -> dict[str, np.ndarray]:
+def _contract_arrays(path: Path, widen: bool = False) -> dict[str, np.ndarray]:
     # stored diff3d/Y members are mapped, not read: RawData converts them chunk by chunk into
-    # its float32 amplitudes and complex64 labels, the only copies held (DATA-240)
-    arrays = read_npz(path, map_stored=("diff3d", "Y"))
+    # its float32 amplitudes and complex64 labels, the only copies held; with ``widen``,
+    # deflated 8/16-bit counts are decoded straight into the float32 array RawData then takes
+    # the sqrt of in place (DATA-240)
+    arrays = read_npz(path, map_stored=("diff3d", "Y"),
+                      widen_deflated=("diff3d",) if widen else ())
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:
         hint = ""
@@ -118,7 +121,7 @@ def _scan(path: Path, arrays: dict[str, np.ndarray], diff3d: np.ndarray,
 
 def read_contract(path: Path) -> ScanArrays:
     """The upstream NPZ contract: ``diff3d`` under the DATA-004 amplitude/intensity policy."""
-    arrays = _contract_arrays(path)
+    arrays = _contract_arrays(path, widen=True)
     return _scan(path, arrays, arrays["diff3d"], "auto")
 
 
