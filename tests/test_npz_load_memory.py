@@ -25,6 +25,7 @@ from ptychodus_pinn_torch.data.npz_io import (
     map_stored_member,
     read_npz,
 )
+from ptychodus_pinn_torch.data.paging import is_mapped
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="peak RSS read from /proc/self/status")
@@ -199,3 +200,55 @@ def test_truncated_deflated_member_is_refused(tmp_path: Path) -> None:
             fh.write(counts[:63].tobytes())
     with pytest.raises(DataError, match="diff3d"):
         RawData.from_file(path)
+
+
+def test_map_patterns_keeps_stored_float32_amplitudes_mapped(tmp_path: Path) -> None:
+    counts = _counts()
+    amplitude = np.sqrt(counts.astype(np.float64)).astype(np.float32)
+    stored = _write(tmp_path / "stored.npz", amplitude, deflate=False)
+    r = load_peak(stored, CHUNK, map_patterns=True)
+    result = M * N * N * 4
+    assert r["equal"] and r["mapped"] and not r["writeable"]
+    held = r["peak"] - r["before"]  # the map's pages are released after each pass
+    assert held < 0.1 * result + MARGIN, f"{held / 2**20:.1f} MiB held for a mapped scan"
+    # what cannot stay mapped is read as without the option
+    for path, dtype, deflate in ((tmp_path / "counts.npz", np.uint16, False),
+                                 (tmp_path / "deflated.npz", np.float32, True)):
+        data = counts.astype(dtype) if dtype == np.uint16 else amplitude
+        raw = RawData.from_file(_write(path, data, deflate), map_patterns=True)
+        assert raw.diff3d.flags.writeable and raw.diff3d.dtype == np.float32
+
+
+def test_reconstruct_of_a_mapped_npz_equals_the_in_memory_one(tmp_path: Path) -> None:
+    import torch
+
+    from ptychodus_pinn_torch.cli.main import main
+    from ptychodus_pinn_torch.config.spec import ModelConfig
+    from ptychodus_pinn_torch.data.simulate import simulate_scan
+    from ptychodus_pinn_torch.engine.archive import ModelBundle, save_archive
+    from ptychodus_pinn_torch.model import build_model
+
+    scan = simulate_scan(N=64, object_shape=(128, 128), overlap=0.5, nphotons=1e6, seed=3)
+    arrays = {"xcoords": scan.xcoords, "ycoords": scan.ycoords, "diff3d": scan.diff3d,
+              "probeGuess": scan.probeGuess}
+    np.savez(tmp_path / "stored.npz", **arrays)  # uncompressed: kept mapped by reconstruct
+    np.savez_compressed(tmp_path / "deflated.npz", **arrays)  # read into memory
+    cfg = ModelConfig(N=64, n_filters_scale=1, architecture="fno", fno_width=8, fno_blocks=1,
+                      fno_modes=4, fno_cnn_blocks=1)
+    torch.manual_seed(0)
+    model = build_model(cfg, probe=scan.probeGuess, intensity_scale=31.25)
+    save_archive(tmp_path / "wts.h5.zip", ModelBundle(
+        model=model, model_config=cfg, intensity_scale=31.25,
+        probe=model.probe.detach().numpy()))
+    objects = []
+    for name in ("stored", "deflated"):
+        out = tmp_path / f"rec_{name}.npz"
+        assert main(["reconstruct", "--model", str(tmp_path / "wts.h5.zip"), "--data",
+                     str(tmp_path / f"{name}.npz"), "--out", str(out), "--device", "cpu",
+                     "--threads", "1", "--no-progress"]) == 0
+        with np.load(out) as z:
+            objects.append(z["object"])
+    assert np.abs(objects[0]).max() > 0
+    np.testing.assert_array_equal(objects[0], objects[1])
+    assert is_mapped(RawData.from_file(tmp_path / "stored.npz", map_patterns=True).diff3d)
+    assert not is_mapped(RawData.from_file(tmp_path / "stored.npz").diff3d)

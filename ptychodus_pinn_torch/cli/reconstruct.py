@@ -215,7 +215,9 @@ def run(args: argparse.Namespace) -> int:
     spill_dir = args.spill_dir if args.spill_dir is not None else args.out.parent
     if args.spill_dir is None:
         spill_dir.mkdir(parents=True, exist_ok=True)  # where OUT.npz goes anyway
-    data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames)
+    # DATA-241: an NPZ's uncompressed float32 patterns stay memory-mapped (read, never written)
+    data = RawData.from_file(args.data, drop_empty_frames=not args.keep_empty_frames,
+                             map_patterns=True)
     if args.n_subsample is not None:
         from ptychodus_pinn_torch.engine.session import subsample
 

@@ -75,11 +75,11 @@ def status_bytes(key):
             return int(line.split()[1]) * 1024
     raise RuntimeError(key)
 
-path, chunk = sys.argv[1], int(sys.argv[2])
+path, chunk, map_patterns = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 if chunk:
     paging.CHUNK_BYTES = chunk
 before = status_bytes("VmRSS")
-raw = RawData.from_file(path)
+raw = RawData.from_file(path, map_patterns=map_patterns)
 peak = status_bytes("VmHWM")
 result = raw.diff3d
 with np.load(path, allow_pickle=False) as z:
@@ -99,13 +99,14 @@ print(json.dumps({"before": before, "peak": peak,
 """
 
 
-def load_peak(path: Any, chunk_bytes: int = 0) -> dict[str, Any]:
+def load_peak(path: Any, chunk_bytes: int = 0, map_patterns: bool = False) -> dict[str, Any]:
     """``RawData.from_file(path)`` in a fresh Python process (Linux ``/proc``): its resident set
     before the call (``before``, bytes), the peak during it (``peak``, ``VmHWM``), the bytes of
     the float32 ``diff3d`` (plus the complex64 ``Y`` when the file has one) returned
     (``result_bytes``), whether they equal numpy's ``np.load`` of the members (``sqrt`` in
     float64 for integer counts; ``equal``), and whether one is a memory map (``mapped``) or
-    all are writeable. ``chunk_bytes`` > 0 sets ``paging.CHUNK_BYTES`` first."""
+    all are writeable. ``chunk_bytes`` > 0 sets ``paging.CHUNK_BYTES`` first;
+    ``map_patterns`` is passed to ``from_file`` (DATA-241)."""
     import json
     import os
     import subprocess
@@ -115,6 +116,7 @@ def load_peak(path: Any, chunk_bytes: int = 0) -> dict[str, Any]:
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", _LOAD_PEAK_SCRIPT, str(path), str(chunk_bytes)],
+    done = subprocess.run([sys.executable, "-c", _LOAD_PEAK_SCRIPT, str(path), str(chunk_bytes),
+                           "1" if map_patterns else "0"],
                           env=env, check=True, capture_output=True, text=True, timeout=120)
     return json.loads(done.stdout.strip().splitlines()[-1])

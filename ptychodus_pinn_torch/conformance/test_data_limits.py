@@ -143,3 +143,25 @@ def test_npz_load_holds_one_copy_of_the_patterns(tmp_path: Path, variant: str) -
     assert r["equal"] and r["result_bytes"] == result and not r["mapped"]
     extra = r["peak"] - r["before"] - result
     assert extra < 0.1 * result + (12 << 20), f"{extra / 2**20:.1f} MiB held besides the result"
+
+
+@pytest.mark.spec("DATA-241")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS from /proc")
+def test_npz_patterns_stay_mapped_on_request(tmp_path: Path) -> None:
+    from ptychodus_pinn_torch.conformance.helpers import load_peak
+    from ptychodus_pinn_torch.data.paging import is_mapped
+
+    m = 2000
+    amplitude = np.sqrt(np.random.default_rng(1).poisson(20.0, (m, N, N)) + 1).astype(np.float32)
+    x = np.arange(m, dtype=float)
+    path = tmp_path / "scan.npz"
+    np.savez(path, xcoords=x, ycoords=x, diff3d=amplitude, probeGuess=np.ones((N, N), np.complex64))
+    r = load_peak(path, chunk_bytes=4 << 20, map_patterns=True)
+    assert r["equal"] and r["mapped"] and not r["writeable"]
+    held = r["peak"] - r["before"]
+    assert held < 0.1 * amplitude.nbytes + (12 << 20), f"{held / 2**20:.1f} MiB held"
+    deflated = tmp_path / "deflated.npz"
+    np.savez_compressed(deflated, xcoords=x[:8], ycoords=x[:8], diff3d=amplitude[:8],
+                        probeGuess=np.ones((N, N), np.complex64))
+    assert not is_mapped(RawData.from_file(deflated, map_patterns=True).diff3d)
+    assert not is_mapped(RawData.from_file(path).diff3d)  # the default reads into memory

@@ -7,6 +7,7 @@ Mirrors upstream ``ptycho.raw_data.RawData`` (constructor, ``from_file``, ``to_f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -20,6 +21,7 @@ from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.grouped import YCentring, build_grouped_dict
 from ptychodus_pinn_torch.data.grouping import group_indices
 from ptychodus_pinn_torch.data.npz_io import write_npz
+from ptychodus_pinn_torch.data.paging import is_mapped
 from ptychodus_pinn_torch.data.readers import AUTO, ScanArrays, read_scan_arrays
 
 logger = logging.getLogger(__name__)
@@ -153,6 +155,7 @@ class RawData:
         path: str | Path, diffraction_kind: check.DiffractionKind = "auto", *,
         format: str = AUTO,  # noqa: A002
         drop_empty_frames: bool = False,
+        map_patterns: bool = False,
     ) -> RawData:
         """Read a scan through the reader registry (:mod:`.readers`) without unpickling.
 
@@ -163,6 +166,10 @@ class RawData:
         A ptychodus export is converted with a logged note (DATA-005). ``diffraction_kind``
         other than ``"auto"`` overrides the reader's convention. ``drop_empty_frames`` drops
         all-zero frames with a warning naming them (DATA-124); otherwise they are refused.
+        ``map_patterns`` keeps float32 amplitude patterns that an NPZ stores uncompressed
+        memory-mapped from the file (read-only ``diff3d``; DATA-241) instead of reading them
+        into memory: the file must then stay unchanged while the RawData is used (truncating
+        it in place makes the next read fail with SIGBUS).
 
         Raises:
             FileNotFoundError: no such file.
@@ -172,6 +179,9 @@ class RawData:
         scan = read_scan_arrays(path, format)
         if drop_empty_frames:
             scan = empty_frames.drop_empty_frames(scan, str(path))
+        if map_patterns and scan.diff3d_private and is_mapped(scan.diff3d):
+            # not private: validation keeps a float32 amplitude map as it is (DATA-184/241)
+            scan = dataclasses.replace(scan, diff3d_private=False)
         return RawData.from_scan(scan, None if diffraction_kind == "auto" else diffraction_kind)
 
     def to_file(self, path: str | Path) -> None:

@@ -174,8 +174,8 @@ def diffraction_amplitude(
         private: ``value`` belongs to the caller alone (a reader's fresh array): an in-memory
             C-contiguous float32 amplitude array is returned itself instead of copied, and a
             memory map is read into memory (never kept). False (default): the result never
-            shares memory with ``value``, except a float32 memory map with ``kind="amplitude"``,
-            which is kept mapped (DATA-184).
+            shares memory with ``value``, except a float32 memory map of amplitudes (given as
+            ``"amplitude"`` or found so by ``"auto"``), which is kept mapped (DATA-184/241).
 
     Returns:
         ``(M, N, N)`` float32 amplitudes.
@@ -199,7 +199,8 @@ def diffraction_amplitude(
     if array.shape[0] == 0:
         raise DataError(f"{key} holds no patterns (shape {array.shape}); pass at least one")
     mapped = is_mapped(array)
-    if kind == "amplitude" and array.dtype == np.float32 and mapped and not private:
+    keep_map = mapped and array.dtype == np.float32 and not private
+    if kind == "amplitude" and keep_map:
         check_mapped(array, key)  # chunk by chunk; the memory map is kept (DATA-184)
         return value if isinstance(value, np.memmap) else array
     stats = _pattern_stats(array, want_integers=kind == "auto" and array.dtype.kind == "f")
@@ -232,6 +233,8 @@ def diffraction_amplitude(
             kind = "intensity"
         else:
             kind = "amplitude"
+    if kind == "amplitude" and keep_map:  # "auto" found amplitudes: the map is kept (DATA-241)
+        return value if isinstance(value, np.memmap) else array
     own = (private and not mapped and array.dtype == np.float32 and array.flags.c_contiguous
            and array.flags.writeable)
     if kind == "amplitude" and own:
