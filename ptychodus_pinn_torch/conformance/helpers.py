@@ -47,6 +47,39 @@ def tiny_scan(seed: int = 5, **kw: Any) -> Any:
 __all__ = ["tiny_engine", "tiny_scan", "tiny_training"]
 
 
+def synchronization_problem(side: int, noise: float, seed: int = 0, gap: bool = False
+                            ) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A phase-synchronization problem with a known answer: ``(matrix, positions, theta)``,
+    the degree-normalized (n, n) csr overlap matrix of a jittered side x side raster (8
+    neighbours each, 10 px apart), positions (n, 2) float64 px, and the true offsets theta (n,)
+    radians: ``H_ij = c_ij exp(i(theta_i - theta_j + e_ij))``, e ~ N(0, noise) radians.
+    ``gap``: the raster in two halves 1000 px apart (no overlap between them)."""
+    from scipy.sparse import coo_matrix
+    from scipy.spatial import cKDTree
+
+    rs = np.random.RandomState(seed)
+    g = np.arange(side, dtype=np.float64) * 10.0
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    pos = np.column_stack([xx.ravel(), yy.ravel()]) + rs.normal(0, 1, (side * side, 2))
+    if gap:
+        pos[pos[:, 0] > g[side // 2], 0] += 1000.0
+    n = len(pos)
+    dist, idx = cKDTree(pos).query(pos, k=9)
+    close = dist[:, 1:].ravel() < 20.0
+    i, j = np.repeat(np.arange(n), 8)[close], idx[:, 1:].ravel()[close]
+    pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], 1), axis=0)
+    i, j = pairs[:, 0], pairs[:, 1]
+    theta = rs.uniform(-np.pi, np.pi, n)
+    h = rs.uniform(0.5, 2.0, len(i)) * np.exp(1j * (theta[i] - theta[j]
+                                                    + rs.normal(0, noise, len(i))))
+    m = coo_matrix((np.concatenate([h, np.conj(h)]), (np.concatenate([i, j]),
+                                                      np.concatenate([j, i]))),
+                   shape=(n, n)).tocsr()
+    degree = np.asarray(np.abs(m).sum(axis=1)).ravel()
+    s = 1.0 / np.sqrt(degree)
+    return m.multiply(s[:, None]).multiply(s[None, :]).tocsr(), pos, theta
+
+
 def scan_centres(scan: Any) -> np.ndarray:
     """(P, 2) float64 scan positions of a RawData, ``[:, 0] = x`` (column), in object pixels."""
     return np.column_stack([scan.xcoords, scan.ycoords])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from ptychodus_pinn_torch.conformance.helpers import synchronization_problem
 from ptychodus_pinn_torch.data.patches import extract_patches
 from ptychodus_pinn_torch.stitch import pairwise_overlaps, synchronize_phases
 
@@ -153,3 +154,53 @@ def test_patches_on_disk_give_the_in_memory_phases_and_object(tmp_path) -> None:
         np.testing.assert_allclose(disk[0].numpy(), ram[0].numpy(), rtol=0, atol=1e-6 * peak)
         np.testing.assert_array_equal(disk[1].numpy(), ram[1].numpy())
     assert store.closed and not any(tmp_path.iterdir())  # the file is gone
+
+
+def _rms_from_truth(v: np.ndarray, theta: np.ndarray) -> float:
+    d = np.angle(v) - theta
+    d = np.angle(np.exp(1j * (d - np.angle(np.mean(np.exp(1j * d))))))
+    return float(np.sqrt(np.mean(d**2)))
+
+
+@pytest.mark.spec("STITCH-251")
+def test_blocks_give_the_direct_solution() -> None:
+    from ptychodus_pinn_torch.stitch import synchronizing_vector
+
+    exact, pos, theta = synchronization_problem(60, 0.0)  # 3,600 patches in tiles of ~400
+    v = synchronizing_vector(exact, pos, direct_limit=500, block_size=400)
+    assert _rms_from_truth(v, theta) < 1e-6
+    noisy, pos, theta = synchronization_problem(60, 0.05, seed=1)
+    blocks = synchronizing_vector(noisy, pos, direct_limit=500, block_size=400)
+    direct = synchronizing_vector(noisy, pos, direct_limit=10**9)
+    e_blocks, e_direct = _rms_from_truth(blocks, theta), _rms_from_truth(direct, theta)
+    assert e_direct > 0.01  # the noise is felt
+    assert e_blocks <= 1.05 * e_direct + 1e-3, (e_blocks, e_direct)
+    d = blocks * np.conj(direct)
+    d = np.angle(d * np.exp(-1j * np.angle(d.sum())))
+    assert np.sqrt(np.mean(d**2)) < 0.02
+    # two pieces of a scan that never overlap: each is synchronized within itself
+    split, pos, theta = synchronization_problem(60, 0.0, seed=2, gap=True)
+    v = synchronizing_vector(split, pos, direct_limit=500, block_size=400)
+    left = pos[:, 0] < 1000.0
+    assert 0 < left.sum() < len(pos)
+    assert _rms_from_truth(v[left], theta[left]) < 1e-6
+    assert _rms_from_truth(v[~left], theta[~left]) < 1e-6
+
+
+@pytest.mark.spec("STITCH-251")
+def test_patches_synchronized_by_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ptychodus_pinn_torch.stitch.phase_sync as phase_sync
+
+    obj = _object()
+    x, y = _scan(True)
+    truth = extract_patches(obj, np.stack([x, y], 1), N, dtype=np.complex128)
+    offsets = np.random.RandomState(7).uniform(-np.pi, np.pi, len(x))
+    scrambled = (truth * np.exp(1j * offsets)[:, None, None]).astype(np.complex64)
+    w = _weights()
+    direct = synchronize_phases(scrambled, x, y, w)
+    monkeypatch.setattr(phase_sync, "DIRECT_LIMIT", 20)
+    monkeypatch.setattr(phase_sync, "BLOCK_SIZE", 30)  # 121 patches in 4 tiles
+    blocks = synchronize_phases(scrambled, x, y, w)
+    after = _residual_offsets(blocks, truth, w)
+    assert np.max(np.abs(after)) < 5e-3  # STITCH-008's sub-pixel bound
+    np.testing.assert_allclose(np.abs(blocks), np.abs(direct), rtol=1e-5, atol=1e-6)

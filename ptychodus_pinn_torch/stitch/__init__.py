@@ -8,7 +8,12 @@ from .object_grid import (
     stitch_spilled_to_object_grid,
     stitch_to_object_grid,
 )
-from .phase_sync import pairwise_overlaps, phase_offsets, synchronize_phases
+from .phase_sync import (
+    pairwise_overlaps,
+    phase_offsets,
+    synchronize_phases,
+    synchronizing_vector,
+)
 from .reassemble import reassemble_geometry, reassemble_position
 from .spill import SpilledPatches
 from .splat import CanvasAccumulator
@@ -24,4 +29,5 @@ __all__ = [
     "stitch_spilled_to_object_grid",
     "stitch_to_object_grid",
     "synchronize_phases",
+    "synchronizing_vector",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from scipy.spatial import cKDTree
 
@@ -23,6 +24,13 @@ from .spill import SpilledPatches
 #: pairs whose overlaps are summed at a time, patches in memory / on disk (STITCH-250)
 PAIR_CHUNK = 1024
 SPILL_PAIR_CHUNK = 256
+#: up to this many patches the leading eigenvector is computed directly (``eigsh``); above it,
+#: by blocks of about :data:`BLOCK_SIZE` patches (STITCH-251: Lanczos' time grows ~n^2.1 on a
+#: scan's neighbour graph, whose spectral gap shrinks as 1/n)
+DIRECT_LIMIT = 16384
+BLOCK_SIZE = 4096
+#: projected power sweeps over the whole matrix after the block solution (STITCH-251)
+POLISH_SWEEPS = 10
 
 
 def _support_window(weights: torch.Tensor) -> tuple[slice, slice]:
@@ -154,7 +162,7 @@ def phase_offsets(
     scale[connected] = 1.0 / np.sqrt(degree[connected])
     normalized = matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
     del matrix
-    v = _leading_eigenvector(normalized)
+    v = synchronizing_vector(normalized, np.column_stack([x, y]))
     phase[connected] = np.angle(v[connected])
     # keep the common phase: the weighted circular mean of the corrections is zero
     phase -= np.angle(np.sum(degree * np.exp(1j * phase)))
@@ -213,3 +221,110 @@ def _leading_eigenvector(matrix: csr_matrix) -> np.ndarray:
         v = matrix @ v + v  # shifted power iteration: eigenvalues of the normalized matrix >= -1
         v /= np.linalg.norm(v)
     return v
+
+
+def synchronizing_vector(
+    normalized: csr_matrix,
+    positions: np.ndarray,
+    *,
+    direct_limit: int | None = None,
+    block_size: int | None = None,
+    sweeps: int | None = None,
+) -> np.ndarray:
+    """(n,) complex128 vector whose angles are the patches' phase offsets, from the degree-
+    normalized Hermitian overlap matrix ``normalized`` (n, n) (``N_ij ~ c_ij e^{i(t_i - t_j)}``,
+    c_ij >= 0) of patches at ``positions`` (n, 2) float object pixels.
+
+    ``direct_limit``, ``block_size``, ``sweeps``: None takes :data:`DIRECT_LIMIT`,
+    :data:`BLOCK_SIZE`, :data:`POLISH_SWEEPS` (read at each call).
+
+    Up to ``direct_limit`` patches: the leading eigenvector (``eigsh``, STITCH-008). Above it
+    (STITCH-251), in time linear in n: the patches are cut by position into tiles of about
+    ``block_size``; each connected part of a tile's own neighbour graph is synchronized by its
+    leading eigenvector; the parts are then synchronized with each other by the leading
+    eigenvector of the small matrix of their summed cross overlaps (each overlap rotated by the
+    parts' own solutions); finally ``sweeps`` projected power sweeps ``v <- (N + I) v``,
+    ``v <- v / |v|`` over the whole matrix smooth the seams between tiles.
+    """
+    direct_limit = DIRECT_LIMIT if direct_limit is None else direct_limit
+    block_size = BLOCK_SIZE if block_size is None else block_size
+    sweeps = POLISH_SWEEPS if sweeps is None else sweeps
+    n = normalized.shape[0]
+    if n <= direct_limit:
+        return _leading_eigenvector(normalized)
+    coo = normalized.tocoo()
+    tiles = _position_tiles(np.asarray(positions, np.float64), block_size)
+    inside = tiles[coo.row] == tiles[coo.col]
+    intra = coo_matrix((coo.data[inside], (coo.row[inside], coo.col[inside])),
+                       shape=(n, n)).tocsr()
+    parts, part = connected_components(abs(intra), directed=False)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(parts + 1))
+    u = np.ones(n, np.complex128)
+    for b in range(parts):
+        members = order[bounds[b] : bounds[b + 1]]
+        if len(members) > 1:
+            u[members] = _unit(_small_leading_eigenvector(
+                _degree_normalized(intra[members][:, members])))
+    across = ~inside & (part[coo.row] != part[coo.col])
+    rows, cols = coo.row[across], coo.col[across]
+    coarse = coo_matrix((np.conj(u[rows]) * coo.data[across] * u[cols],
+                         (part[rows], part[cols])), shape=(parts, parts)).tocsr()
+    del coo, intra, rows, cols
+    v = u * _per_component_phases(coarse)[part]
+    for _ in range(sweeps):
+        v = _unit(normalized @ v + v)
+    return v
+
+
+def _per_component_phases(matrix: csr_matrix) -> np.ndarray:
+    """(n,) unit complex128: each connected component of the Hermitian ``matrix``'s graph
+    synchronized on its own (leading eigenvector of its degree-normalized block), so a scan in
+    separate pieces never leaves one piece near zero in a shared eigenvector."""
+    count, label = connected_components(abs(matrix), directed=False)
+    out = np.ones(matrix.shape[0], np.complex128)
+    for c in range(count):
+        members = np.flatnonzero(label == c)
+        if len(members) > 1:
+            out[members] = _unit(_small_leading_eigenvector(
+                _degree_normalized(matrix[members][:, members])))
+    return out
+
+
+def _position_tiles(positions: np.ndarray, block_size: int) -> np.ndarray:
+    """(n,) int64 tile of each position: sqrt(n / block_size) strips of equal count in x, each
+    cut into as many tiles of equal count in y (tiles of ~block_size neighbouring patches)."""
+    n = len(positions)
+    strips = max(1, int(round(np.sqrt(n / max(block_size, 1)))))
+    tiles = np.empty(n, np.int64)
+    tile = 0
+    for strip in np.array_split(np.argsort(positions[:, 0], kind="stable"), strips):
+        by_y = strip[np.argsort(positions[strip, 1], kind="stable")]
+        for cell in np.array_split(by_y, strips):
+            tiles[cell] = tile
+            tile += 1
+    return tiles
+
+
+def _degree_normalized(matrix: csr_matrix) -> csr_matrix:
+    """``D^-1/2 M D^-1/2`` with D the row sums of |M| (rows without entries stay zero)."""
+    degree = np.asarray(np.abs(matrix).sum(axis=1)).ravel()
+    scale = np.zeros(len(degree))
+    scale[degree > 0] = 1.0 / np.sqrt(degree[degree > 0])
+    return matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
+
+
+def _small_leading_eigenvector(matrix: csr_matrix) -> np.ndarray:
+    """Leading eigenvector of a Hermitian matrix of any size >= 1 (dense below 3)."""
+    if matrix.shape[0] < 3:
+        return np.linalg.eigh(matrix.toarray())[1][:, -1].astype(np.complex128)
+    return _leading_eigenvector(matrix)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """``v / |v|`` elementwise; zero entries become 1 (no phase information)."""
+    magnitude = np.abs(v)
+    out = np.ones(len(v), np.complex128)
+    nonzero = magnitude > 0
+    out[nonzero] = v[nonzero] / magnitude[nonzero]
+    return out
