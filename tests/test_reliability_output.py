@@ -22,7 +22,11 @@ import numpy as np
 import pytest
 
 from ptychodus_pinn_torch.cli.main import main
-from ptychodus_pinn_torch.conformance.helpers import tiny_engine, tiny_scan
+from ptychodus_pinn_torch.conformance.helpers import (
+    TINY_TRAIN_FLAGS,
+    tiny_engine,
+    tiny_scan_file,
+)
 from ptychodus_pinn_torch.data import RawData, atomic_file
 from ptychodus_pinn_torch.engine.archive import load_archive
 from ptychodus_pinn_torch.engine.events import TrainCallbacks
@@ -35,15 +39,12 @@ from ptychodus_pinn_torch.engine.output_folder import (
 )
 from ptychodus_pinn_torch.engine.run import run_training
 
-TRAIN_FLAGS = ["--n-groups", "8", "--n-filters-scale", "1", "--batch-size", "4",
-               "--no-progress", "--device", "cpu", "--early-stop-patience", "0"]
+TRAIN_FLAGS = list(TINY_TRAIN_FLAGS)
 
 
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("scan") / "scan.npz"
-    tiny_scan().to_file(path)
-    return path
+    return tiny_scan_file(tmp_path_factory.mktemp("scan"))
 
 
 def _dead_pid() -> int:

@@ -47,6 +47,19 @@ def tiny_scan(seed: int = 5, **kw: Any) -> Any:
 __all__ = ["tiny_engine", "tiny_scan", "tiny_training"]
 
 
+#: ``pinn-torch train`` flags of a seconds-long CPU training on :func:`tiny_scan` (8 groups of
+#: batch 4, the small network, no progress bar, no early stop)
+TINY_TRAIN_FLAGS = ("--n-groups", "8", "--n-filters-scale", "1", "--batch-size", "4",
+                    "--no-progress", "--device", "cpu", "--early-stop-patience", "0")
+
+
+def tiny_scan_file(folder: Any) -> Any:
+    """:func:`tiny_scan` written as ``folder/scan.npz`` (a ``pathlib.Path``); returns the path."""
+    path = folder / "scan.npz"
+    tiny_scan().to_file(path)
+    return path
+
+
 def synchronization_problem(side: int, noise: float, seed: int = 0, gap: bool = False
                             ) -> tuple[Any, np.ndarray, np.ndarray]:
     """A phase-synchronization problem with a known answer: ``(matrix, positions, theta)``,

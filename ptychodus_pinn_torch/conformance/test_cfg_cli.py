@@ -13,20 +13,17 @@ from pathlib import Path
 import pytest
 
 from ptychodus_pinn_torch.cli.main import main
-from ptychodus_pinn_torch.conformance.helpers import tiny_scan
+from ptychodus_pinn_torch.conformance.helpers import TINY_TRAIN_FLAGS, tiny_scan, tiny_scan_file
 from ptychodus_pinn_torch.engine.archive import load_archive
 
 spec_rule = pytest.mark.spec
 
-TRAIN_FLAGS = ["--n-groups", "8", "--n-filters-scale", "1", "--batch-size", "4",
-               "--no-progress", "--device", "cpu", "--early-stop-patience", "0"]
+TRAIN_FLAGS = list(TINY_TRAIN_FLAGS)
 
 
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("scan") / "scan.npz"
-    tiny_scan().to_file(path)
-    return path
+    return tiny_scan_file(tmp_path_factory.mktemp("scan"))
 
 
 def _signal_after_first_epoch(out: Path, signum: int) -> threading.Thread:

@@ -21,9 +21,9 @@ from ptychodus_pinn_torch.data import paging
 from ptychodus_pinn_torch.data.atomic_file import atomic_write
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.npz_limits import (
-    MAX_NPY_HEADER_BYTES,
     DataLimits,
     check_npz_file,
+    read_npy_header,
 )
 
 #: zip timestamp written for every member (the earliest a zip can hold), for reproducible bytes.
@@ -122,13 +122,9 @@ def decode_deflated_float32(zf: zipfile.ZipFile, info: zipfile.ZipInfo,
         return None
     with zf.open(info) as fh:
         try:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(fh, max_header_size=MAX_NPY_HEADER_BYTES)
+            shape, fortran, dtype = read_npy_header(fh)
         except (ValueError, EOFError):
             return None  # numpy's reader reports it
-        shape = tuple(int(n) for n in shape)
         if (not _exact_in_float32(dtype) or (fortran and len(shape) > 1) or not shape
                 or math.prod(shape) == 0):
             return None
@@ -183,10 +179,7 @@ def map_stored_member(path: Path, info: zipfile.ZipInfo, key: str) -> np.ndarray
         start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
         fh.seek(start)
         try:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(fh, max_header_size=MAX_NPY_HEADER_BYTES)
+            shape, fortran, dtype = read_npy_header(fh)
         except (ValueError, EOFError):
             return None  # numpy's reader reports it
         data_at = fh.tell() - start

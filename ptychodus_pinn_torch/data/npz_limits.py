@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -122,6 +123,20 @@ class NpyHeader:
     compressed_bytes: int
 
 
+def read_npy_header(fh: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` header at ``fh``'s position (version
+    1.0 or 2.0, at most :data:`MAX_NPY_HEADER_BYTES`); leaves ``fh`` at the array data.
+
+    Raises:
+        ValueError, EOFError: not a ``.npy`` header (numpy's own errors).
+    """
+    version = np.lib.format.read_magic(fh)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read_header(fh, max_header_size=MAX_NPY_HEADER_BYTES)
+    return tuple(int(n) for n in shape), bool(fortran), dtype
+
+
 def _human(n: float) -> str:
     return f"{n / _GiB:.2f} GiB" if n >= _GiB else f"{n / _MiB:.1f} MiB"
 
@@ -150,13 +165,7 @@ def read_npz_headers(path: str | Path) -> dict[str, NpyHeader]:
                 key = info.filename[: -len(".npy")]
                 with zf.open(info) as fh:
                     try:
-                        version = np.lib.format.read_magic(fh)
-                        if version == (1, 0):
-                            shape, _, dtype = np.lib.format.read_array_header_1_0(
-                                fh, max_header_size=MAX_NPY_HEADER_BYTES)
-                        else:
-                            shape, _, dtype = np.lib.format.read_array_header_2_0(
-                                fh, max_header_size=MAX_NPY_HEADER_BYTES)
+                        shape, _, dtype = read_npy_header(fh)
                     except (ValueError, EOFError) as exc:
                         raise DataError(
                             f"NPZ key {key!r} in {str(path)!r} has no valid .npy header "

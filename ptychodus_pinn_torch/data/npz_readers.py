@@ -19,7 +19,7 @@ import numpy as np
 
 from ptychodus_pinn_torch.data.errors import DataError
 from ptychodus_pinn_torch.data.npz_io import read_npz
-from ptychodus_pinn_torch.data.npz_limits import read_npz_headers
+from ptychodus_pinn_torch.data.npz_limits import read_npy_header, read_npz_headers
 from ptychodus_pinn_torch.data.paging import is_mapped, iter_chunks
 from ptychodus_pinn_torch.data.readers import FunctionReader, PatternStream, ScanArrays
 
@@ -158,17 +158,14 @@ def _clipped(diff3d: np.ndarray) -> np.ndarray:
 
 
 def _member_header(fh: Any, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    version = np.lib.format.read_magic(fh)
-    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-              else np.lib.format.read_array_header_2_0)
-    shape, fortran, dtype = header(fh)
+    shape, fortran, dtype = read_npy_header(fh)
     if dtype.hasobject:
         raise DataError(f"NPZ key {key!r} holds an object (pickled) array, which is never "
                         "loaded for safety; re-save it as a numeric array")
     if fortran and len(shape) > 1:
         raise DataError(f"NPZ key {key!r} is stored in Fortran order; re-save it with "
                         "np.ascontiguousarray")
-    return tuple(int(v) for v in shape), dtype
+    return shape, dtype
 
 
 def _member_chunks(path: Path, key: str, rows: int) -> Iterator[tuple[int, np.ndarray]]:
