@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from ptychodus_pinn_torch.engine.inference import Reconstruction
     from ptychodus_pinn_torch.engine.training import EpochReport
 
-def _as_data(data: RawData | str | Path, name: str) -> RawData:
+def _as_data(data: RawData | str | Path, name: str, *, map_patterns: bool = False) -> RawData:
     from ptychodus_pinn_torch.data import RawData
 
     if isinstance(data, RawData):
         return data
     if isinstance(data, str | Path):
-        return RawData.from_file(data)
+        return RawData.from_file(data, map_patterns=map_patterns)
     raise ValueError(f"{name} must be a RawData or a scan file path, got {type(data).__name__}")
 
 
@@ -144,8 +144,13 @@ def predict_and_stitch(
     batch_size: int = 64,
     device: str = "auto",
     refine_epochs: int = 0,
+    keep_patches: bool = False,
 ) -> Reconstruction:
     """Run the network over every scan position and stitch the object on the data's grid.
+
+    Memory as ``pinn-torch reconstruct``: a scan file's uncompressed float32 patterns stay
+    memory-mapped (DATA-241) and only each patch's stitched crop is kept, on disk above 512 MiB
+    (ENG-250), so scans larger than memory reconstruct here too.
 
     Args:
         model: a :class:`Model` or a model archive path.
@@ -153,6 +158,8 @@ def predict_and_stitch(
         batch_size: groups per network call.
         device: "auto", "cpu", "cuda", ...
         refine_epochs: passes of physics refinement after the network (0 = off).
+        keep_patches: also return every group's whole (N, N) patch in ``.patches`` (32 KB per
+            position at N = 64, all in memory); default False.
 
     Returns:
         The engine's ``Reconstruction``: ``.object`` (H, W) complex64 on the grid of the
@@ -166,8 +173,8 @@ def predict_and_stitch(
         raise ValueError(f"model must be an api.Model or an archive path, got "
                          f"{type(model).__name__}")
     return reconstruct(
-        model.bundle, _as_data(data, "data"), batch_size=batch_size, device=device,
-        refine_epochs=refine_epochs,
+        model.bundle, _as_data(data, "data", map_patterns=True), batch_size=batch_size,
+        device=device, refine_epochs=refine_epochs, keep_patches=keep_patches,
     )
 
 

@@ -66,6 +66,11 @@ def test_save_load_predict_round_trip(  # type: ignore[no-untyped-def]
     assert a.object.shape == scan.objectGuess.shape and a.on_data_grid
     np.testing.assert_array_equal(a.object, b.object)
     np.testing.assert_array_equal(a.object, direct.object)
+    # streamed like the CLI (no whole patches kept) unless asked for them
+    assert a.patches is None and b.patches is None
+    kept = api.predict_and_stitch(trained, scan, device="cpu", keep_patches=True)
+    assert kept.patches is not None and kept.patches.shape[-2:] == (scan.N, scan.N)
+    np.testing.assert_array_equal(kept.object, a.object)
 
 
 @pytest.mark.spec("API-162")
