@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from child_process import run_script
 
 VARIANTS = ("stored-float32", "deflated-float32", "stored-uint16", "deflated-uint16",
             "stored-int32", "deflated-int32", "stored-float64", "deflated-float64")
@@ -81,12 +80,7 @@ def load(path: Path) -> dict[str, float]:
 
 
 def _child(args: list[str]) -> str:
-    env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([sys.executable, __file__, *args], env=env, check=True,
-                          capture_output=True, text=True)
-    return done.stdout.strip().splitlines()[-1]
+    return run_script(__file__, args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from child_process import run_script
 
 CHUNK = 2048
 
@@ -155,12 +154,7 @@ def run_reconstruct(data: Path, model: Path, out: Path, threads: int,
 
 
 def _child(args: list[str]) -> str:
-    env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([sys.executable, __file__, *args], env=env, check=True,
-                          capture_output=True, text=True)
-    return done.stdout.strip().splitlines()[-1]
+    return run_script(__file__, args)
 
 
 def measure(sizes: list[int], threads: int, workdir: Path,
