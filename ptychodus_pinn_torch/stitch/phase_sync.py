@@ -156,11 +156,8 @@ def phase_offsets(
     del i, j, h
     matrix = coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
     del rows, cols, vals
-    degree = np.asarray(np.abs(matrix).sum(axis=1)).ravel()
+    normalized, degree = _degree_normalized(matrix)
     connected = degree > 0
-    scale = np.zeros(n)
-    scale[connected] = 1.0 / np.sqrt(degree[connected])
-    normalized = matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
     del matrix
     v = synchronizing_vector(normalized, np.column_stack([x, y]))
     phase[connected] = np.angle(v[connected])
@@ -265,8 +262,8 @@ def synchronizing_vector(
         members = order[bounds[b] : bounds[b + 1]]
         if len(members) > 1:
             u[members] = _unit(_small_leading_eigenvector(
-                _degree_normalized(intra[members][:, members])))
-    across = ~inside & (part[coo.row] != part[coo.col])
+                _degree_normalized(intra[members][:, members])[0]))
+    across = part[coo.row] != part[coo.col]  # parts lie within tiles: these cross tiles
     rows, cols = coo.row[across], coo.col[across]
     coarse = coo_matrix((np.conj(u[rows]) * coo.data[across] * u[cols],
                          (part[rows], part[cols])), shape=(parts, parts)).tocsr()
@@ -287,7 +284,7 @@ def _per_component_phases(matrix: csr_matrix) -> np.ndarray:
         members = np.flatnonzero(label == c)
         if len(members) > 1:
             out[members] = _unit(_small_leading_eigenvector(
-                _degree_normalized(matrix[members][:, members])))
+                _degree_normalized(matrix[members][:, members])[0]))
     return out
 
 
@@ -306,12 +303,13 @@ def _position_tiles(positions: np.ndarray, block_size: int) -> np.ndarray:
     return tiles
 
 
-def _degree_normalized(matrix: csr_matrix) -> csr_matrix:
-    """``D^-1/2 M D^-1/2`` with D the row sums of |M| (rows without entries stay zero)."""
+def _degree_normalized(matrix: csr_matrix) -> tuple[csr_matrix, np.ndarray]:
+    """``(D^-1/2 M D^-1/2, degree)`` with D the row sums of |M| (n,) float64 (rows without
+    entries stay zero)."""
     degree = np.asarray(np.abs(matrix).sum(axis=1)).ravel()
     scale = np.zeros(len(degree))
     scale[degree > 0] = 1.0 / np.sqrt(degree[degree > 0])
-    return matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
+    return matrix.multiply(scale[:, None]).multiply(scale[None, :]).tocsr(), degree
 
 
 def _small_leading_eigenvector(matrix: csr_matrix) -> np.ndarray:
