@@ -97,9 +97,11 @@ def inference_ab(*, object_side: int = 128, n_filters_scale: int = 1, batch: int
 
 def training_ab(*, object_side: int = 128, n_filters_scale: int = 1, batch: int = 16,
                 rounds: int = 2) -> dict[str, Any]:
-    """One pipeline epoch (train_model, 1 epoch) vs the same number of bare steps."""
+    """One pipeline epoch (train_model, 1 epoch) vs the same number of bare steps, both in the
+    memory format the engine picks for the CPU (channels-last, ENG-207)."""
     from ptychodus_pinn_torch.config.engine import EngineConfig
     from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
+    from ptychodus_pinn_torch.engine.epoch import in_memory_format
     from ptychodus_pinn_torch.engine.events import TrainCallbacks
     from ptychodus_pinn_torch.engine.losses import compute_loss
     from ptychodus_pinn_torch.engine.training import train_model
@@ -119,10 +121,13 @@ def training_ab(*, object_side: int = 128, n_filters_scale: int = 1, batch: int 
             on_epoch=(lambda report: epoch_s.append(report.seconds),)))
         return epoch_s[-1]
 
+    channels_last = config.uses_channels_last("cpu")
     bundle = _bundle(scan, n_filters_scale)
     model = bundle.model.train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    x = torch.rand(m, 1, 64, 64) * 30
+    x = in_memory_format(torch.rand(m, 1, 64, 64) * 30, channels_last)
     pos = torch.zeros(m, 1, 2)
     weights = config.loss_weights()
 
@@ -140,7 +145,8 @@ def training_ab(*, object_side: int = 128, n_filters_scale: int = 1, batch: int 
     t_engine, t_bare = _alternate(engine, bare, rounds)
     steps = math.ceil(m / batch)
     return {"groups": m, "steps": steps, "batch": batch, "n_filters_scale": n_filters_scale,
-            "epoch_s": round(t_engine, 3), "bare_steps_s": round(t_bare, 3),
+            "channels_last": channels_last, "epoch_s": round(t_engine, 3),
+            "bare_steps_s": round(t_bare, 3),
             "ratio": round(t_bare / t_engine, 3)}
 
 

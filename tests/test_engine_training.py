@@ -90,7 +90,7 @@ def test_history_roundtrips_through_dicts() -> None:
 
 
 def test_channels_last_trains_to_the_same_losses(scan) -> None:
-    plain = train_model(scan, tiny_engine(1))
+    plain = train_model(scan, tiny_engine(1, engine={"channels_last": False}))
     cl = train_model(scan, tiny_engine(1, engine={"channels_last": True}))
     np.testing.assert_allclose(cl.history[0].train_loss, plain.history[0].train_loss, rtol=1e-4)
     assert cl.bundle.model.probe_ri.is_contiguous()  # returned in the default memory format

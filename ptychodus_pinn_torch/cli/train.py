@@ -41,6 +41,15 @@ HELP = "train a PtychoPINN model on NPZ data"
 DEFAULT_NPHOTONS = TF_DEFAULT_NPHOTONS
 
 
+def on_off_auto(value: str) -> bool | None:
+    """``--channels-last`` values: 'on' -> True, 'off' -> False, 'auto' -> None (the engine
+    picks by device)."""
+    table = {"on": True, "off": False, "auto": None}
+    if value.lower() not in table:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of auto, on, off")
+    return table[value.lower()]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, default=None, metavar="FILE",
@@ -112,7 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue from OUT/checkpoints/checkpoint.pt"
     )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last convolutions")
+    parser.add_argument(
+        "--channels-last", nargs="?", const=True, default=None, type=on_off_auto,
+        metavar="auto|on|off",
+        help="channels-last memory format of the convolutions (auto: on for the CPU, where it "
+        "trains faster; --channels-last alone: on)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--memory-budget", default=None, metavar="SIZE",

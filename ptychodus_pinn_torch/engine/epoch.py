@@ -51,7 +51,7 @@ def batch_loss(
                           else bad_pixels[session.scan_of_group[idx]].unsqueeze(1))
     assert pos_all is not None
     x, pos = x_all[idx], pos_all[idx]
-    x_in = x.contiguous(memory_format=torch.channels_last) if session.config.channels_last else x
+    x_in = in_memory_format(x, session.channels_last)
     with torch.autocast(session.device.type, dtype=torch.bfloat16, enabled=session.autocast_on):
         out = module(x_in, pos) if probe is None else module(x_in, pos, probe)
     labels = None if y_all is None else y_all[idx]
@@ -66,6 +66,21 @@ def batch_loss(
         return physics
     return blend_with_warmup(out, x, labels, pos, physics, w, session.weights,
                              bad_pixels=bad_pixels)
+
+
+def in_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``x`` (B, C, N, N) float32 laid out channels-last (strides ``(C N N, 1, N C, C)``) or in
+    the standard format (``(C N N, N N, N, 1)``), copied when its strides differ (ENG-207).
+
+    ``Tensor.contiguous(memory_format=...)`` ignores the strides of size-1 dimensions, so a
+    one-channel batch gathered from the channels-last grouped data would keep them, and the
+    convolutions would follow that layout whatever the setting said."""
+    b, c, h, w = x.shape
+    want = (c * h * w, 1, w * c, c) if channels_last else (c * h * w, h * w, w, 1)
+    if x.stride() == want:
+        return x
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty_like(x, memory_format=fmt).copy_(x)
 
 
 def blend_with_warmup(
@@ -192,5 +207,6 @@ def run_epoch(session: TrainingSession, epoch: int, callbacks: TrainCallbacks) -
 
 
 __all__ = [
-    "EpochOutcome", "batch_loss", "blend_with_warmup", "epoch_order", "evaluate", "run_epoch",
+    "EpochOutcome", "batch_loss", "blend_with_warmup", "epoch_order", "evaluate",
+    "in_memory_format", "run_epoch",
 ]

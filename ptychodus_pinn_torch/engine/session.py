@@ -73,6 +73,11 @@ class TrainingSession:
     physics_weight: float = 1.0
 
     @property
+    def channels_last(self) -> bool:
+        """The memory format the convolutions run in (ENG-207): channels-last or standard."""
+        return self.config.uses_channels_last(self.device.type)
+
+    @property
     def autocast_on(self) -> bool:
         return self.config.bf16 and self.device.type == "cuda"
 
@@ -194,7 +199,7 @@ def setup(
         from ptychodus_pinn_torch.engine.fine_tune import load_initial_weights
 
         load_initial_weights(model, config.init_model)
-    if config.channels_last:
+    if config.uses_channels_last(device.type):  # ENG-207
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), config)
     train_module, sampler = _distribute(model, config, device, ctx, n_train=len(train_idx))
