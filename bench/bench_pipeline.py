@@ -101,9 +101,9 @@ def training_ab(*, object_side: int = 128, n_filters_scale: int = 1, batch: int 
     memory format the engine picks for the CPU (channels-last, ENG-207)."""
     from ptychodus_pinn_torch.config.engine import EngineConfig
     from ptychodus_pinn_torch.config.spec import ModelConfig, TrainingConfig
-    from ptychodus_pinn_torch.engine.epoch import in_memory_format
     from ptychodus_pinn_torch.engine.events import TrainCallbacks
     from ptychodus_pinn_torch.engine.losses import compute_loss
+    from ptychodus_pinn_torch.engine.memory_format import in_memory_format
     from ptychodus_pinn_torch.engine.training import train_model
 
     scan = _scan(object_side)

@@ -37,6 +37,13 @@ KERAS_MIN_LR = 1e-4
 KERAS_MIN_DELTA = 1e-4
 
 
+
+def channels_last_on(setting: bool | None, device_type: str) -> bool | None:
+    """The one "auto" rule of the channels-last settings (ENG-206 inference, ENG-207
+    training): None means on for the CPU (measured faster there), off elsewhere; True/False
+    (or anything else, for the caller to refuse by name) pass through."""
+    return device_type == "cpu" if setting is None else setting
+
 @dataclass(frozen=True)
 class PlateauSettings:
     """ReduceLROnPlateau in torch terms: multiply the lr by ``factor`` after ``patience`` epochs
@@ -235,7 +242,7 @@ class EngineConfig:
     def uses_channels_last(self, device_type: str) -> bool:
         """Whether training on a device of ``device_type`` ('cpu', 'cuda', 'mps') runs the
         convolutions channels-last: ``channels_last``, or on the CPU only when it is None."""
-        return device_type == "cpu" if self.channels_last is None else bool(self.channels_last)
+        return bool(channels_last_on(self.channels_last, device_type))
 
     @property
     def step_size(self) -> float:

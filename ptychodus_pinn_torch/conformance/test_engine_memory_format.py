@@ -10,7 +10,8 @@ import torch
 
 from ptychodus_pinn_torch.conformance.helpers import tiny_engine, tiny_scan
 from ptychodus_pinn_torch.engine import distributed as distmod
-from ptychodus_pinn_torch.engine.epoch import batch_loss, in_memory_format
+from ptychodus_pinn_torch.engine.epoch import batch_loss
+from ptychodus_pinn_torch.engine.memory_format import in_memory_format
 from ptychodus_pinn_torch.engine.session import setup
 from ptychodus_pinn_torch.engine.training import train_model
 

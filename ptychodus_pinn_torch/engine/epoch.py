@@ -12,6 +12,7 @@ from ptychodus_pinn_torch.config.engine import LossWeights
 from ptychodus_pinn_torch.engine import distributed as distmod
 from ptychodus_pinn_torch.engine.events import BatchProgress, TrainCallbacks
 from ptychodus_pinn_torch.engine.losses import compute_loss
+from ptychodus_pinn_torch.engine.memory_format import in_memory_format
 from ptychodus_pinn_torch.engine.schedule import clip_gradients
 from ptychodus_pinn_torch.engine.session import TrainingSession
 from ptychodus_pinn_torch.model import ModelOutput
@@ -66,21 +67,6 @@ def batch_loss(
         return physics
     return blend_with_warmup(out, x, labels, pos, physics, w, session.weights,
                              bad_pixels=bad_pixels)
-
-
-def in_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """``x`` (B, C, N, N) float32 laid out channels-last (strides ``(C N N, 1, N C, C)``) or in
-    the standard format (``(C N N, N N, N, 1)``), copied when its strides differ (ENG-207).
-
-    ``Tensor.contiguous(memory_format=...)`` ignores the strides of size-1 dimensions, so a
-    one-channel batch gathered from the channels-last grouped data would keep them, and the
-    convolutions would follow that layout whatever the setting said."""
-    b, c, h, w = x.shape
-    want = (c * h * w, 1, w * c, c) if channels_last else (c * h * w, h * w, w, 1)
-    if x.stride() == want:
-        return x
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty_like(x, memory_format=fmt).copy_(x)
 
 
 def blend_with_warmup(
@@ -207,6 +193,5 @@ def run_epoch(session: TrainingSession, epoch: int, callbacks: TrainCallbacks) -
 
 
 __all__ = [
-    "EpochOutcome", "batch_loss", "blend_with_warmup", "epoch_order", "evaluate",
-    "in_memory_format", "run_epoch",
+    "EpochOutcome", "batch_loss", "blend_with_warmup", "epoch_order", "evaluate", "run_epoch",
 ]

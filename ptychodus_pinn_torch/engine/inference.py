@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ptychodus_pinn_torch.config.engine import channels_last_on
 from ptychodus_pinn_torch.data.grouped import group_coordinates
 from ptychodus_pinn_torch.data.paging import CHUNK_BYTES, pattern_totals, release_pages
 from ptychodus_pinn_torch.engine.devices import select_device
+from ptychodus_pinn_torch.engine.memory_format import in_memory_format
 from ptychodus_pinn_torch.engine.refine import (
     DEFAULT_STEP,
     RefineEpoch,
@@ -129,9 +131,8 @@ def network_batches(
     patches)`` with ``patches`` (b, h, w) complex64 on ``device``, the groups
     ``[start, start + b)``; same arguments as :func:`predict_patches`."""
     model.eval()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
-        model.to(memory_format=fmt)
+        model.to(memory_format=torch.channels_last)
     b_total, c = nn.shape
     n = int(diff3d.shape[-1])
     read = 0
@@ -147,7 +148,7 @@ def network_batches(
                     read = 0
                 xb = torch.from_numpy(batch).to(device).view(len(members), c, n, n).mul_(scale)
                 pb = positions[start : start + batch_size].to(device)
-                obj = model.diffraction_to_obj(xb.contiguous(memory_format=fmt), pb)
+                obj = model.diffraction_to_obj(in_memory_format(xb, channels_last), pb)
                 yield start, obj[:, window[0], window[1]]
                 if on_batch is not None:
                     on_batch(start // batch_size + 1, -(-b_total // batch_size))
@@ -382,7 +383,7 @@ def reconstruct(
         lo = n // 2 - crop // 2 - 1
         window = (slice(lo, lo + crop + 2), slice(lo, lo + crop + 2))
     dev = select_device(device)
-    cl = dev.type == "cpu" if channels_last is None else channels_last
+    cl = channels_last_on(channels_last, dev.type)
     for name, flag in (("channels_last", cl), ("bf16", bf16)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
